@@ -1,0 +1,1 @@
+"""Worked examples that use mlcycle end to end."""

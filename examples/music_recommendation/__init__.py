@@ -1,0 +1,1 @@
+"""The music-recommendation worked example: synthetic data, flows and a playlist."""

@@ -1,0 +1,94 @@
+"""mlcycle: composable components for the whole machine-learning lifecycle.
+
+``import mlcycle`` loads only the standard library and attrs. Everything else (pandas, DuckDB,
+pyarrow, boto3, ...) loads inside the functions that need it, and the public names below are
+imported on first access.
+
+Examples
+--------
+>>> import mlcycle
+>>> backend = mlcycle.connect("local://" + str(getfixture("tmp_path")))
+>>> backend.scheme
+'local'
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from mlcycle._version import __version__
+from mlcycle.errors import (
+    AccessDeniedError,
+    AlreadyExistsError,
+    BackendError,
+    ConfigurationError,
+    InvalidStateError,
+    JobError,
+    JobFailedError,
+    JobTimeoutError,
+    MissingDependencyError,
+    MlcycleError,
+    NotFoundError,
+    SpecValidationError,
+    TransientBackendError,
+    UnknownBackendError,
+    UnsupportedOperationError,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from mlcycle.backends import connect, known_schemes, register_backend
+    from mlcycle.backends.base import Backend, Capability
+    from mlcycle.flow import Flow
+    from mlcycle.settings import Settings
+
+# public name -> module that defines it; imported on first attribute access
+_LAZY = {
+    "connect": "mlcycle.backends",
+    "register_backend": "mlcycle.backends",
+    "known_schemes": "mlcycle.backends",
+    "Backend": "mlcycle.backends.base",
+    "Capability": "mlcycle.backends.base",
+    "Settings": "mlcycle.settings",
+    "Flow": "mlcycle.flow",
+}
+
+__all__ = [
+    "AccessDeniedError",
+    "AlreadyExistsError",
+    "Backend",
+    "BackendError",
+    "Capability",
+    "ConfigurationError",
+    "Flow",
+    "InvalidStateError",
+    "JobError",
+    "JobFailedError",
+    "JobTimeoutError",
+    "MissingDependencyError",
+    "MlcycleError",
+    "NotFoundError",
+    "Settings",
+    "SpecValidationError",
+    "TransientBackendError",
+    "UnknownBackendError",
+    "UnsupportedOperationError",
+    "__version__",
+    "connect",
+    "known_schemes",
+    "register_backend",
+]
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'mlcycle' has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
