@@ -38,11 +38,11 @@ AUDIO_FEATURES = (
     "tempo",
     "danceability",
 )
-#: The one-hot genre columns, in the order of :data:`GENRES`.
+#: The one-hot genre columns, in the order of :data:`~examples.music_recommendation.data.GENRES`.
 GENRE_COLUMNS = tuple(f"genre_{g}" for g in GENRES)
 #: The 18 columns averaged into ``<column>_5star``.
 FIVE_STAR_FEATURES = AUDIO_FEATURES + GENRE_COLUMNS
-#: Event time of the track catalogue: 2019-12-01T00:00:00Z, before the first rating.
+#: When the track catalogue was published, 1 December 2019 at midnight UTC, before any rating.
 CATALOGUE_TIME = "2019-12-01T00:00:00Z"
 
 
@@ -56,7 +56,7 @@ def music_flow(*, tracks_path: str | None = None, ratings_path: str | None = Non
 
     Returns
     -------
-    Flow
+    mlcycle.flow.Flow
         Outputs ``tracks_features``, ``ratings_events`` and ``user_5star``.
     """
     return Flow(

@@ -46,7 +46,7 @@ class BackendURI:
         ``local``, ``sagemaker``, or a registered scheme.
     location : str
         The path (``local``) or the host part, such as an AWS region (``sagemaker``).
-    params : dict of str to str
+    params : dict
         The query parameters, each given once.
     text : str
         The URI as written.
@@ -115,7 +115,8 @@ def register_backend(
         Lower-case scheme, such as ``"mystore"``.
     target : str or callable
         A dotted import string ``"package.module:Class"`` (imported on first use) or a callable
-        taking a :class:`BackendURI` and returning a :class:`~mlcycle.backends.base.Backend`.
+        taking a :class:`~mlcycle.backends.BackendURI` and returning a
+        :class:`mlcycle.Backend`.
         A class target is built with its ``from_uri`` class method.
     replace : bool
         Allow replacing an existing registration (built-in schemes can never be replaced).
@@ -191,7 +192,7 @@ def connect(uri: str | None = None, *, settings: object | None = None) -> Backen
 
     Returns
     -------
-    Backend
+    mlcycle.Backend
         Nothing is read or written until the backend is used.
 
     Raises

@@ -42,8 +42,9 @@ Semantics
 ---------
 The SQL follows Python where it can and SQL's null logic where it must:
 
-* ``/`` is always true division (both sides are cast to ``DOUBLE``); ``//`` is floor division
-  (``floor(a / b)``, a ``DOUBLE``); ``%`` is Python's modulo (the sign follows the divisor) and
+* ``/`` is always true division (both sides are cast to ``DOUBLE``); ``//`` is Python's floor
+  division, computed in ``DOUBLE`` (so exact for integers up to 2**53, and ``1 // 0.1`` is
+  ``9.0`` as in Python and NumPy); ``%`` is Python's modulo (the sign follows the divisor) and
   keeps the operands' type; ``**`` is ``power`` and, like Python, groups to the right.
   Dividing by zero gives ``inf``/``nan`` for ``/`` and ``//`` and NULL for ``%``, as pandas
   gives inf/NaN. Integer ``+ - *`` that overflows fails the query instead of wrapping.
@@ -970,7 +971,16 @@ class _SqlWriter:
         if op == "/":
             return f"(CAST({left} AS DOUBLE) / CAST({right} AS DOUBLE))"
         if op == "//":
-            return f"floor(CAST({left} AS DOUBLE) / CAST({right} AS DOUBLE))"
+            # Python's float floor division, which is exact where floor(a / b) is not (Python
+            # and NumPy give 1 // 0.1 == 9.0, floor(1 / 0.1) is 10): from the exact remainder
+            # m = fmod(a, b), (a - m) / b is (nearly) the integral quotient; round it, and step
+            # down where m's sign differs from b's. Division by zero gives a / b (inf or nan).
+            a, b = f"CAST({left} AS DOUBLE)", f"CAST({right} AS DOUBLE)"
+            m = f"({a} % {b})"
+            return (
+                f"(CASE WHEN {b} = 0 THEN {a} / {b} ELSE round(({a} - {m}) / {b}) - "
+                f"(CASE WHEN ({m} <> 0) AND (({m} < 0) <> ({b} < 0)) THEN 1 ELSE 0 END) END)"
+            )
         # Python's modulo: SQL's remainder takes the sign of the dividend, so shift a nonzero
         # remainder whose sign differs from the divisor's by the divisor. x % 0 is NULL.
         remainder = f"({left} % NULLIF({right}, 0))"

@@ -159,7 +159,7 @@ class Flow:
 
     @property
     def output_names(self) -> tuple[str, ...]:
-        """The tables a run produces: ``outputs``, or every step that no step reads."""
+        """Names of the tables a run produces (``outputs``, else every step no step reads)."""
         if self.outputs:
             return self.outputs
         read = {name for step in self.steps for name in step.inputs}
@@ -286,7 +286,7 @@ class Flow:
             Sources not bound are read from their ``path``.
         outputs : sequence of str, optional
             The tables wanted (default: :attr:`output_names`).
-        backend : Backend, optional
+        backend : mlcycle.Backend, optional
             When given, the flow's steps must be supported by it (Python steps are local-only).
         progress : callable, optional
             ``progress(stage, done, total)``, called as steps are planned and outputs written.

@@ -55,7 +55,7 @@ def flow_to_dot(flow: Flow) -> str:
 
     Parameters
     ----------
-    flow : Flow
+    flow : mlcycle.flow.Flow
         The flow to draw.
 
     Returns
@@ -84,7 +84,7 @@ def flow_to_svg(flow: Flow, *, box_width: int = 230, box_height: int = 54) -> st
 
     Parameters
     ----------
-    flow : Flow
+    flow : mlcycle.flow.Flow
         The flow to draw.
     box_width, box_height : int
         Size of a node's box in pixels.

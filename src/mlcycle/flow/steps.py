@@ -109,7 +109,7 @@ class Source:
         How to read it; ``"dataframe"`` means the data is always bound at run time.
     path : str, optional
         The file (or glob) to read; a path bound at run time overrides it.
-    schema : dict of str to str, optional
+    schema : dict, optional
         Types to cast named columns to (``int``, ``float``, ``string``, ``bool``, ``timestamp``,
         ``date``); other columns keep the inferred type. A value that cannot be cast is a
         :class:`~mlcycle.errors.SpecValidationError` naming the column.
@@ -219,7 +219,7 @@ class CastColumns(Step):
     ----------
     name, input : str
         This step's name and the table it reads.
-    columns : dict of str to str
+    columns : dict
         Column name to type (``int``, ``float``, ``string``, ``bool``, ``timestamp``, ``date``).
     """
 
@@ -291,7 +291,7 @@ class RenameColumns(Step):
     ----------
     name, input : str
         This step's name and the table it reads.
-    mapping : dict of str to str
+    mapping : dict
         Old name to new name.
     """
 
@@ -490,7 +490,7 @@ class Join(Step):
         Key columns with different names (give both, of equal length, instead of ``on``).
     how : {"inner", "left", "right", "outer"}
         The kind of join.
-    suffixes : (str, str)
+    suffixes : tuple of str
         Added to non-key columns that both sides have.
     """
 
@@ -552,7 +552,7 @@ class Aggregate(Step):
         This step's name and the table it reads.
     group_by : sequence of str
         The grouping columns (none: one row for the whole table).
-    aggregations : dict of str to (str, str)
+    aggregations : dict
         Output column to ``(function, column)``; functions are mean, sum, count, min and max;
         ``("count", "*")`` counts rows.
     """
@@ -702,7 +702,7 @@ def _from_fields(cls: type, data: Mapping[str, Any], *, where: str) -> Any:
 
 
 def step_from_dict(data: Mapping[str, Any]) -> Step | Source:
-    """Build a step or source from its :meth:`Step.to_dict` form.
+    """Build a step or source from its :meth:`~mlcycle.flow.Step.to_dict` form.
 
     Parameters
     ----------

@@ -29,7 +29,7 @@ _FAKE_ENV = {
 def mock_sagemaker_backend(
     *, region: str = "us-east-1", bucket: str = "mlcycle-test", prefix: str = "test"
 ) -> Iterator[SageMakerBackend]:
-    """Yield a :class:`SageMakerBackend` whose clients talk to moto, with its bucket created.
+    """Yield a sagemaker backend whose clients talk to moto, with its bucket created.
 
     Fake credentials are set for the duration, so a stray real call could never authenticate.
 
@@ -40,7 +40,7 @@ def mock_sagemaker_backend(
 
     Yields
     ------
-    SageMakerBackend
+    mlcycle.backends.sagemaker.SageMakerBackend
     """
     import moto
 
