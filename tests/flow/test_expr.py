@@ -164,6 +164,26 @@ def test_floor_division_like_python(numbers: pd.DataFrame) -> None:
     x, y = numbers["x"].to_numpy(), numbers["y"].to_numpy()
     assert_same(values("x // y", numbers), np.floor_divide(x, y).tolist())
     assert values("-7 // 2", numbers)[0] == -4
+    assert values("a // 0", numbers)[:2] == [math.inf, -math.inf]  # like pandas, not an error
+    assert math.isnan(values("0 // 0", numbers)[0])
+
+
+def test_float_floor_division_and_modulo_match_numpy_exactly() -> None:
+    df = pd.DataFrame(
+        {
+            "p": [1.0, 0.3, 0.7, -1.0, 5.0, -5.0, 1e300, -1e-20, 2.5, 7.0, 0.0],
+            "q": [0.1, 0.1, 0.1, 0.1, np.inf, np.inf, 3.0, 3.0, -0.5, 0.0, 0.0],
+        }
+    )
+    p, q = df["p"].to_numpy(), df["q"].to_numpy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        floor_div = np.floor_divide(p, q)
+    assert values("p // q", df) == pytest.approx(floor_div.tolist(), nan_ok=True, rel=0, abs=0)
+    assert values("1 // 0.1", df)[0] == 1 // 0.1 == 9.0  # floor(1 / 0.1) would be 10
+    got_mod = values("p % q", df)
+    want_mod = np.mod(p[q != 0], q[q != 0]).tolist()
+    assert [v for v, d in zip(got_mod, q, strict=True) if d != 0] == want_mod
+    assert [v for v, d in zip(got_mod, q, strict=True) if d == 0] == [None, None]
 
 
 def test_modulo_like_python(numbers: pd.DataFrame) -> None:

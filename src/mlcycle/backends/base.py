@@ -13,9 +13,12 @@ import enum
 import json
 import re
 from collections.abc import Iterator
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from mlcycle.errors import SpecValidationError, UnsupportedOperationError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from mlcycle.featurestore.backend import FeatureStoreBackend
 
 __all__ = ["ArtifactStore", "Backend", "Capability", "validate_key"]
 
@@ -29,6 +32,8 @@ class Capability(enum.StrEnum):
     FLOWS = "flows"
     #: Run a flow's custom Python steps, which call user code in this process.
     FLOW_PYTHON_STEPS = "flows.python-steps"
+    #: Feature groups with offline and online stores (:mod:`mlcycle.featurestore`).
+    FEATURE_STORE = "feature-store"
 
 
 _KEY_RE = re.compile(r"^[A-Za-z0-9_.=+\-]+(/[A-Za-z0-9_.=+\-]+)*$")
@@ -156,6 +161,18 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def artifacts(self) -> ArtifactStore:
         """The artifact store of this backend."""
+
+    @property
+    def feature_store(self) -> FeatureStoreBackend:
+        """The feature store backend.
+
+        Raises
+        ------
+        UnsupportedOperationError
+            If this backend has no feature store.
+        """
+        self.require(Capability.FEATURE_STORE)
+        raise NotImplementedError  # pragma: no cover - a backend with the capability overrides
 
     def close(self) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Release connections and clients; the backend reconnects if used again."""

@@ -89,8 +89,8 @@ MAX_LENGTH = 10_000
 #: The deepest nesting accepted (brackets, operators of different kinds, calls, conditionals).
 #: A flat run of one kind of operator (``a + b - c + ...``, ``a and b and ...``) counts once.
 MAX_DEPTH = 100
-#: The longest SQL an expression may compile to; only pathological nesting of ``%``, chained
-#: comparisons or ``clip`` (which repeat an operand in the SQL) gets near it.
+#: The longest SQL an expression may compile to; only pathological nesting of ``//``, ``%``,
+#: chained comparisons or ``clip`` (which repeat an operand in the SQL) gets near it.
 MAX_SQL_LENGTH = 1_000_000
 
 # Static kinds of values, as far as they are known without the data (None: unknown).

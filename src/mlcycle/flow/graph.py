@@ -97,11 +97,11 @@ class Flow:
                 )
             seen.add(node.name)
         for step in self.steps:
-            for name in step.inputs:
+            for field, name in zip(step.input_fields(), step.inputs, strict=True):
                 if name not in seen:
                     raise SpecValidationError(
                         f"step {step.name!r} reads {name!r}, which is no source or step",
-                        field="input",
+                        field=field,
                         step=step.name,
                     )
         for name in self.outputs:
@@ -133,28 +133,41 @@ class Flow:
         SpecValidationError
             If the steps form a cycle; the error names a step on it.
         """
-        reads = {s.name: s.inputs for s in self.steps}
+        steps = {s.name: s for s in self.steps}
         order: list[str] = [s.name for s in self.sources]
         done = set(order)
-        visiting: list[str] = []
-
-        def visit(name: str) -> None:
-            if name in done:
-                return
-            if name in visiting:
-                cycle = [*visiting[visiting.index(name) :], name]
-                raise SpecValidationError(
-                    f"the steps form a cycle: {' -> '.join(cycle)}", field="input", step=name
-                )
-            visiting.append(name)
-            for dep in reads[name]:
-                visit(dep)
-            visiting.pop()
-            done.add(name)
-            order.append(name)
-
-        for step in self.steps:
-            visit(step.name)
+        for start in self.steps:
+            if start.name in done:
+                continue
+            # depth-first, with an explicit stack (a long chain of steps must not overflow
+            # Python's recursion limit); each entry is a step and how many inputs it has left
+            path: list[str] = [start.name]
+            on_path = {start.name}
+            pending: list[int] = [0]
+            while path:
+                name = path[-1]
+                step = steps[name]
+                i = pending[-1]
+                if i == len(step.inputs):
+                    on_path.discard(path.pop())
+                    pending.pop()
+                    done.add(name)
+                    order.append(name)
+                    continue
+                pending[-1] = i + 1
+                dep = step.inputs[i]
+                if dep in done:
+                    continue
+                if dep in on_path:
+                    cycle = [*path[path.index(dep) :], dep]
+                    raise SpecValidationError(
+                        f"the steps form a cycle: {' -> '.join(cycle)}",
+                        field=step.input_fields()[i],
+                        step=name,
+                    )
+                path.append(dep)
+                on_path.add(dep)
+                pending.append(0)
         return tuple(order)
 
     @property

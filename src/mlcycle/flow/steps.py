@@ -7,6 +7,9 @@ Steps hold no data and no connection; :mod:`mlcycle.flow.engine` runs them on Du
 
 from __future__ import annotations
 
+import json
+import math
+import os
 import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
@@ -59,12 +62,12 @@ _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,127}$")
 _FUNCTION_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 
 
-def _check_name(value: str, *, what: str, step: str | None = None) -> str:
+def _check_name(value: str, *, what: str, step: str | None = None, field: str = "name") -> str:
     if not isinstance(value, str) or not _NAME_RE.match(value):
         raise SpecValidationError(
             f"invalid {what} name {value!r}: start with a letter or '_', then letters, digits, "
             "'_' or '-' (at most 128)",
-            field="name",
+            field=field,
             step=step,
         )
     return value
@@ -86,6 +89,38 @@ def _columns(value: object) -> tuple[str, ...]:
 
 def _mapping(value: object) -> dict[str, Any]:
     return dict(value)  # type: ignore[call-overload, no-any-return]
+
+
+def _optional_path(value: object) -> object:
+    # a pathlib.Path is kept as its text, so the source stays JSON-serializable
+    return os.fspath(value) if isinstance(value, os.PathLike) else value
+
+
+def _json_value(value: Any) -> Any:
+    """Return ``value`` with tuples made lists, as a JSON round trip gives it back."""
+    if isinstance(value, tuple | list):
+        return [_json_value(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: _json_value(v) for k, v in value.items()}
+    return value
+
+
+def _json_params(value: object) -> dict[str, Any]:
+    return _json_value(_mapping(value))  # type: ignore[no-any-return]
+
+
+def _check_json(value: Any, *, step: str, field: str) -> None:
+    """Raise unless ``value`` survives a JSON round trip unchanged."""
+    try:
+        same = json.loads(json.dumps(value, allow_nan=False)) == value
+    except (TypeError, ValueError):
+        same = False
+    if not same:
+        raise SpecValidationError(
+            f"{field} must be JSON data (str keys; no NaN, infinity or other objects): {value!r}",
+            field=field,
+            step=step,
+        )
 
 
 def _check_type(type_name: object, *, step: str, field: str) -> None:
@@ -121,12 +156,18 @@ class Source:
 
     name: str
     format: str = "csv"
-    path: str | None = None
+    path: str | None = attrs.field(default=None, converter=_optional_path)
     schema: dict[str, str] = attrs.field(factory=dict, converter=_mapping)
     delimiter: str = ","
 
     def __attrs_post_init__(self) -> None:
         _check_name(self.name, what="source")
+        if self.path is not None and not isinstance(self.path, str):
+            raise SpecValidationError(
+                f"path must be a string, not {type(self.path).__name__}",
+                field="path",
+                step=self.name,
+            )
         if self.format not in {"csv", "parquet", "dataframe"}:
             raise SpecValidationError(
                 f"unknown source format {self.format!r}; use csv, parquet or dataframe",
@@ -163,7 +204,7 @@ class Step:
     def __attrs_post_init__(self) -> None:
         _check_name(self.name, what="step")
         for field in self.input_fields():
-            _check_name(getattr(self, field), what="input", step=self.name)
+            _check_name(getattr(self, field), what="input", step=self.name, field=field)
         self.validate()
 
     @classmethod
@@ -201,14 +242,24 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def _expression(value: object) -> Expression:
+def _expression(value: object, step: Any, field: attrs.Attribute[Any]) -> Expression:
+    """Parse an expression field; an error names the step and the field."""
+    name = getattr(step, "name", None)
     if isinstance(value, Expression):
         return value
     if not isinstance(value, str):
         raise SpecValidationError(
-            f"an expression must be a string, not {type(value).__name__}", field="expression"
+            f"an expression must be a string, not {type(value).__name__}",
+            field=field.name,
+            step=name,
         )
-    return Expression.parse(value)
+    try:
+        return Expression.parse(value)
+    except SpecValidationError as exc:
+        raise SpecValidationError(str(exc), field=field.name, step=name) from None
+
+
+_EXPRESSION = attrs.Converter(_expression, takes_self=True, takes_field=True)  # type: ignore[call-overload]
 
 
 @attrs.frozen(kw_only=True)
@@ -330,9 +381,11 @@ class FillMissing(Step):
             raise SpecValidationError("name at least one column", field="values", step=self.name)
         for column, value in self.values.items():
             _check_column(column, step=self.name, field="values")
-            if not isinstance(value, str | int | float | bool):
+            if not isinstance(value, str | int | float | bool) or (
+                isinstance(value, float) and not math.isfinite(value)
+            ):
                 raise SpecValidationError(
-                    f"fill value {value!r} is not a number, string or bool",
+                    f"fill value {value!r} is not a finite number, string or bool",
                     field=column,
                     step=self.name,
                 )
@@ -404,7 +457,13 @@ class OneHotEncode(Step):
                 field="handle_unknown",
                 step=self.name,
             )
+        if self.prefix is not None and not isinstance(self.prefix, str):
+            raise SpecValidationError("prefix must be a string", field="prefix", step=self.name)
         if self.categories is not None:
+            if not all(isinstance(c, str) for c in self.categories):
+                raise SpecValidationError(
+                    "categories must be strings", field="categories", step=self.name
+                )
             if len(set(self.categories)) != len(self.categories):
                 raise SpecValidationError(
                     "categories are repeated", field="categories", step=self.name
@@ -413,6 +472,19 @@ class OneHotEncode(Step):
                 raise SpecValidationError(
                     f"drop={self.drop!r} is not a category", field="drop", step=self.name
                 )
+            # DuckDB matches column names case-insensitively: two names that differ only in
+            # case cannot both be columns
+            seen: dict[str, str] = {}
+            for name in self.output_columns():
+                if name.lower() in seen:
+                    raise SpecValidationError(
+                        f"the output columns {seen[name.lower()]!r} and {name!r} differ only "
+                        "in case (categories that differ only in case, or one called 'other' "
+                        "with handle_unknown='keep')",
+                        field="categories",
+                        step=self.name,
+                    )
+                seen[name.lower()] = name
 
     @property
     def column_prefix(self) -> str:
@@ -425,6 +497,13 @@ class OneHotEncode(Step):
         if self.drop == "first":
             return cats[1:]
         return tuple(c for c in cats if c != self.drop)
+
+    def output_columns(self) -> tuple[str, ...]:
+        """The columns the step adds: one per encoded category, and ``<prefix>other``."""
+        names = [f"{self.column_prefix}{c}" for c in self.encoded_categories()]
+        if self.handle_unknown == "keep":
+            names.append(f"{self.column_prefix}other")
+        return tuple(names)
 
 
 @attrs.frozen(kw_only=True)
@@ -445,7 +524,7 @@ class Formula(Step):
     kind: ClassVar[str] = "formula"
     input: str
     output: str
-    expression: Expression = attrs.field(converter=_expression)
+    expression: Expression = attrs.field(converter=_EXPRESSION)
 
     def validate(self) -> None:  # noqa: D102
         _check_column(self.output, step=self.name, field="output")
@@ -468,7 +547,7 @@ class Filter(Step):
 
     kind: ClassVar[str] = "filter"
     input: str
-    predicate: Expression = attrs.field(converter=_expression)
+    predicate: Expression = attrs.field(converter=_EXPRESSION)
 
     def expressions(self) -> tuple[Expression, ...]:  # noqa: D102
         return (self.predicate,)
@@ -578,6 +657,10 @@ class Aggregate(Step):
                     field=output,
                     step=self.name,
                 )
+            if not isinstance(spec[1], str) or not spec[1]:
+                raise SpecValidationError(
+                    f"aggregation {output!r} names no column", field=output, step=self.name
+                )
             if spec[1] == "*" and spec[0] != "count":
                 raise SpecValidationError("only count takes '*'", field=output, step=self.name)
         clash = set(self.group_by) & set(self.aggregations)
@@ -626,7 +709,13 @@ class AddEventTime(Step):
             raise SpecValidationError(
                 "give exactly one of column and value", field="column", step=self.name
             )
-        if self.value is not None and not isinstance(self.value, str | int | float):
+        if self.column is not None:
+            _check_column(self.column, step=self.name, field="column")
+        if self.value is not None and (
+            isinstance(self.value, bool)
+            or not isinstance(self.value, str | int | float)
+            or (isinstance(self.value, float) and not math.isfinite(self.value))
+        ):
             raise SpecValidationError(
                 "value must be an ISO-8601 string or epoch seconds", field="value", step=self.name
             )
@@ -657,7 +746,7 @@ class PythonStep(Step):
     local_only: ClassVar[bool] = True
     input: str
     function: str
-    params: dict[str, Any] = attrs.field(factory=dict, converter=_mapping)
+    params: dict[str, Any] = attrs.field(factory=dict, converter=_json_params)
 
     def validate(self) -> None:  # noqa: D102
         if not isinstance(self.function, str) or not _FUNCTION_RE.match(self.function):
@@ -666,6 +755,7 @@ class PythonStep(Step):
                 field="function",
                 step=self.name,
             )
+        _check_json(self.params, step=self.name, field="params")
 
 
 STEP_KINDS: Mapping[str, type[Step]] = {
