@@ -18,7 +18,7 @@ demo: $(VENV)/.installed
 	$(PY) -m examples.music_recommendation --scale $(SCALE)
 
 lint: $(VENV)/.installed
-	$(PY) -m ruff check .
+	$(PY) -m ruff check --no-cache .
 
 docs: $(VENV)/.installed
 	$(PY) -m sphinx -n -W --keep-going -q -b html docs docs/_build/html

@@ -37,16 +37,17 @@ def _check_text(text: str, *, what: str, field: str) -> None:
     SpecValidationError
         If the text holds a NUL character or a lone surrogate (not encodable as UTF-8).
     """
+    shown = text if len(text) <= 60 else text[:57] + "..."
     position = text.find("\x00")
     if position >= 0:
         raise SpecValidationError(
-            f"the {what} {text!r} contains a NUL character at position {position}", field=field
+            f"the {what} {shown!r} contains a NUL character at position {position}", field=field
         )
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise SpecValidationError(
-            f"the {what} {text!r} is not valid Unicode (lone surrogate at position {exc.start})",
+            f"the {what} {shown!r} is not valid Unicode (lone surrogate at position {exc.start})",
             field=field,
         ) from None
 

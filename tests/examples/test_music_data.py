@@ -9,8 +9,8 @@ import uuid
 import numpy as np
 import pandas as pd
 import pytest
-from examples.music_recommendation import data
 
+from examples.music_recommendation import data
 from mlcycle.errors import SpecValidationError
 
 SCALE = 0.02  # 4,000 tracks, 20,000 ratings

@@ -7,8 +7,8 @@ that text into DuckDB SQL that the flow engine embeds in ``SELECT ... FROM view`
 
 The text is never evaluated as Python. It is read with :func:`ast.parse` and the syntax tree is
 converted, by a strict whitelist, into a small tree of our own frozen nodes, which is then
-written out as SQL. Every column name goes through :func:`~mlcycle._sql.quote_ident` and every
-literal through :func:`~mlcycle._sql.sql_literal`, so nothing from the text reaches the SQL
+written out as SQL. Every column name goes through ``mlcycle._sql.quote_ident`` and every
+literal through ``mlcycle._sql.sql_literal``, so nothing from the text reaches the SQL
 unquoted.
 
 Grammar
@@ -17,8 +17,8 @@ The syntax is Python's expression syntax, restricted to:
 
 * literals: numbers (``3``, ``2.5``, ``1e-3``, ``1_000``), strings (``'Jazz'``, ``"it's"``),
   ``True``, ``False``, ``None``;
-* column names: a bare identifier (``valence``), or any name in backticks
-  (```my col```, ```select```; a backtick inside is written twice);
+* column names: a bare identifier (``valence``, ``select``), or any name between backticks,
+  as in ``x * `my col` * 2`` (a backtick inside the name is written twice);
 * arithmetic: ``+ - * / // % **`` and unary ``-``/``+``;
 * comparisons: ``== != < <= > >=``, chained like Python (``0 <= x < 1``);
 * membership: ``x in (lit, ...)`` and ``x not in [lit, ...]`` with a tuple, list or set of
