@@ -136,6 +136,7 @@ def _peak_mb() -> float:
 
 def _run_mlcycle(scale: float, *, to_frames: bool) -> dict[str, Any]:
     import duckdb
+
     from examples.music_recommendation.flow import music_flow
 
     import_mb = _peak_mb()
@@ -173,6 +174,7 @@ def _run_mlcycle(scale: float, *, to_frames: bool) -> dict[str, Any]:
 def _run_pandas(scale: float) -> dict[str, Any]:
     import pandas as pd
     import pyarrow.parquet  # noqa: F401  (imported here so that its import is not timed)
+
     from examples.music_recommendation.flow import CATALOGUE_TIME, FIVE_STAR_FEATURES
 
     import_mb = _peak_mb()
