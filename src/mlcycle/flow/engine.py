@@ -12,6 +12,7 @@ import difflib
 import glob
 import importlib
 import os
+import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
@@ -29,6 +30,7 @@ from mlcycle.errors import (
     NotFoundError,
     SpecValidationError,
 )
+from mlcycle.flow.expr import Expression
 from mlcycle.flow.steps import (
     AGGREGATIONS,
     TYPES,
@@ -63,6 +65,27 @@ __all__ = ["FlowRun", "SourceData", "fit_flow"]
 #: What can be bound to a source: a path, a pandas DataFrame or a pyarrow Table.
 SourceData = Union[str, "os.PathLike[str]", "pd.DataFrame", "pa.Table"]
 
+_INT_TEXT = "'[+-]?[0-9]+'"
+
+
+def _is_int_text(q: str) -> str:
+    """SQL: text ``q`` is a whole number (DuckDB's own cast would round ``'1.5'`` to 2)."""
+    return f"regexp_full_match(trim({q}), {_INT_TEXT})"
+
+
+def _cast_sql(column: str, type_name: str, source_type: str | None) -> str:
+    """SQL casting ``column`` to logical ``type_name``; text to int only if it is whole."""
+    q = quote_ident(column)
+    if type_name == "int" and source_type == "VARCHAR":
+        message = sql_literal(f"not an integer in column {column!r}")
+        return (
+            f"CASE WHEN {q} IS NULL OR {_is_int_text(q)} THEN CAST({q} AS BIGINT) "
+            f"ELSE CAST(error({message}) AS BIGINT) END"
+        )
+    return f"CAST({q} AS {TYPES[type_name]})"
+
+
+_INTEGER_TYPES = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT"}
 _FLOAT_TYPES = {"DOUBLE", "FLOAT", "REAL"}
 _NUMERIC_PREFIXES = (
     "TINYINT",
@@ -79,6 +102,17 @@ _NUMERIC_PREFIXES = (
     "REAL",
     "DECIMAL",
 )
+#: Integer types whose ``sum`` DuckDB widens to HUGEINT and that fit a BIGINT sum again.
+_SMALL_INTEGERS = {
+    "TINYINT",
+    "SMALLINT",
+    "INTEGER",
+    "BIGINT",
+    "UTINYINT",
+    "USMALLINT",
+    "UINTEGER",
+}
+_CSV_COLUMN_RE = re.compile(r'converting column "((?:[^"]|"")+)"')
 
 
 @attrs.frozen
@@ -97,7 +131,7 @@ def _missing(step: str, field: str, wanted: Sequence[str], have: Sequence[str]) 
             f"step {step!r}: no column {', '.join(map(repr, missing))} in its input"
             + (f" ({hint})" if hint else "")
             + f"; columns are {list(have)}",
-            field=missing[0] if field == "columns" else field,
+            field=missing[0] if field in {"columns", "schema"} else field,
             step=step,
         )
 
@@ -107,6 +141,21 @@ def _select_list(columns: Sequence[str], replace: Mapping[str, str] | None = Non
     return ", ".join(
         f"{replace[c]} AS {quote_ident(c)}" if c in replace else quote_ident(c) for c in columns
     )
+
+
+def _check_unique(step: str, names: Sequence[str], *, field: str | None = None) -> None:
+    """Raise if two column names are equal up to case (DuckDB would silently rename one)."""
+    seen: dict[str, str] = {}
+    for name in names:
+        key = name.lower()
+        if key in seen:
+            raise SpecValidationError(
+                f"step {step!r}: the output would have columns {seen[key]!r} and {name!r}, "
+                "which DuckDB does not tell apart (column names are case-insensitive)",
+                field=field or name,
+                step=step,
+            )
+        seen[key] = name
 
 
 class FlowRun:
@@ -194,9 +243,36 @@ class FlowRun:
         try:
             self._con.execute(f"CREATE OR REPLACE TEMP VIEW {quote_ident(view)} AS {sql}")
         except Exception as exc:
-            raise _step_error(exc, name) from exc
+            raise self._bind_error(exc, name) from exc
         self._tables[name] = self._describe(view, name)
         logger.debug("flow %s: planned %s", self.flow.name, name)
+
+    def _bind_error(self, exc: Exception, name: str) -> MlcycleError:
+        """Name the field behind SQL that DuckDB refuses to plan, else wrap ``exc``."""
+        node = self.flow.node(name)
+        field = {Formula: "expression", Filter: "predicate"}.get(type(node))
+        if field is not None and not isinstance(exc, MlcycleError):
+            # the expression does not type-check against its columns (text times a number...)
+            return SpecValidationError(
+                f"step {name!r}: the {field} cannot be computed: {exc}", field=field, step=name
+            )
+        return _step_error(exc, name)
+
+    def _cast_sites(self, name: str) -> list[tuple[str, dict[str, str], str | None]]:
+        """The casts step ``name`` makes: (view read, column to type, field to blame)."""
+        node = self.flow.node(name)
+        if isinstance(node, Source) and node.schema:
+            return [(f"raw__{name}", dict(node.schema), None)]
+        if isinstance(node, CastColumns) and node.input in self._tables:
+            return [(self._tables[node.input].view, dict(node.columns), None)]
+        if (
+            isinstance(node, AddEventTime)
+            and node.column is not None
+            and node.input in self._tables
+            and self.schema(node.input).get(node.column) == "VARCHAR"
+        ):
+            return [(self._tables[node.input].view, {node.column: "timestamp"}, "column")]
+        return []
 
     def _plan(self, name: str) -> None:
         node = self.flow.node(name)
@@ -221,18 +297,21 @@ class FlowRun:
         raw = f"raw__{source.name}"
         if isinstance(data, str | os.PathLike):
             path = os.fspath(data)
-            if not glob.has_magic(path) and not Path(path).exists():
+            exists = glob.glob(path) if glob.has_magic(path) else Path(path).exists()
+            if not exists:
                 raise NotFoundError(
                     f"source {source.name!r}: no file {path}", kind="file", name=path
                 )
             fmt = source.format if source.format != "dataframe" else _format_of(path)
             if fmt == "csv":
-                reader = self._csv_reader(source, path)
+                reader, inferred = self._csv_reader(source, path)
             else:
-                reader = f"read_parquet({sql_literal(path)})"
+                reader, inferred = f"read_parquet({sql_literal(path)})", {}
             sql = f"SELECT * FROM {reader}"
         else:
+            inferred = {}
             table = _as_arrow(data, source.name)
+            _check_unique(source.name, table.column_names)
             self._con.register(f"data__{source.name}", table)
             sql = f"SELECT * FROM {quote_ident('data__' + source.name)}"
         try:
@@ -240,9 +319,13 @@ class FlowRun:
         except Exception as exc:
             raise _step_error(exc, source.name) from exc
         table = self._describe(raw, source.name)
-        if source.schema:
+        if source.schema or inferred:
             _missing(source.name, "schema", list(source.schema), table.columns)
-            casts = {c: f"CAST({quote_ident(c)} AS {TYPES[t]})" for c, t in source.schema.items()}
+            casts = {c: f"CAST({quote_ident(c)} AS {t})" for c, t in inferred.items()}
+            raw_types = dict(zip(table.columns, table.types, strict=True))
+            casts.update(
+                {c: _cast_sql(c, t, raw_types.get(c)) for c, t in source.schema.items()}
+            )
             self._create_view(
                 source.name,
                 f"SELECT {_select_list(table.columns, casts)} FROM {quote_ident(raw)}",
@@ -250,28 +333,59 @@ class FlowRun:
         else:
             self._tables[source.name] = table
 
-    def _csv_reader(self, source: Source, path: str) -> str:
-        """Sniff the CSV once and return a ``read_csv`` call that never sniffs again.
+    def _csv_reader(self, source: Source, path: str) -> tuple[str, dict[str, str]]:
+        """Sniff the CSV once; return a ``read_csv`` call that never sniffs again, and casts.
 
         Columns named in the source's schema are read as text and cast by the source's view,
         so a value that does not fit is reported with its column instead of failing the read.
+        The sniffer looks at a sample only, and DuckDB's reader would silently round a later
+        ``1.5`` or ``5e-05`` in a column it took for integers; so integer-looking columns are
+        read as text and typed by one pass over the whole file: integers if every value is
+        one, else floats if every value is a number, else text.
         """
+        # sniff_csv reads one file: a glob is sniffed from its first file
+        sample = sorted(glob.glob(path))[0] if glob.has_magic(path) else path
         try:
             delim, quote, escape, skip, header, columns = self._con.execute(
                 "SELECT Delimiter, Quote, Escape, SkipRows, HasHeader, Columns FROM "
-                f"sniff_csv({sql_literal(path)}, delim = {sql_literal(source.delimiter)}, "
+                f"sniff_csv({sql_literal(sample)}, delim = {sql_literal(source.delimiter)}, "
                 "header = true)"
             ).fetchone()
         except Exception as exc:
             raise _step_error(exc, source.name) from exc
-        types = {c["name"]: "VARCHAR" if c["name"] in source.schema else c["type"] for c in columns}
+        sniffed = {c["name"]: c["type"] for c in columns}
+        integers = [
+            n for n, t in sniffed.items() if n not in source.schema and t in _INTEGER_TYPES
+        ]
+        types = {
+            n: "VARCHAR" if n in source.schema or n in integers else t for n, t in sniffed.items()
+        }
         spec = ", ".join(f"{sql_literal(n)}: {sql_literal(t)}" for n, t in types.items())
-        return (
+        reader = (
             f"read_csv({sql_literal(path)}, auto_detect = false, header = {bool(header)}, "
             f"delim = {sql_literal(delim)}, quote = {sql_literal(_one_char(quote))}, "
             f"escape = {sql_literal(_one_char(escape))}, skip = {int(skip)}, "
             f"columns = {{{spec}}})"
         )
+        if not integers:
+            return reader, {}
+        checks = []
+        for n in integers:
+            q = quote_ident(n)
+            checks.append(f"bool_and({q} IS NULL OR {_is_int_text(q)})")
+            checks.append(f"bool_and({q} IS NULL OR TRY_CAST({q} AS DOUBLE) IS NOT NULL)")
+        try:
+            flags = self._con.execute(f"SELECT {', '.join(checks)} FROM {reader}").fetchone()
+        except Exception as exc:
+            raise _step_error(exc, source.name) from exc
+        inferred = {}
+        for i, n in enumerate(integers):
+            all_int, all_float = flags[2 * i], flags[2 * i + 1]
+            if all_int is not False:
+                inferred[n] = sniffed[n]
+            elif all_float:
+                inferred[n] = "DOUBLE"
+        return reader, inferred
 
     def _plan_python(self, step: PythonStep, table: _Table) -> None:
         import pandas as pd
@@ -296,7 +410,9 @@ class FlowRun:
                 field="function",
                 step=step.name,
             )
-        self._con.register(f"data__{step.name}", _as_arrow(result, step.name))
+        arrow = _as_arrow(result, step.name)
+        _check_unique(step.name, arrow.column_names, field="function")
+        self._con.register(f"data__{step.name}", arrow)
         self._create_view(step.name, f"SELECT * FROM {quote_ident('data__' + step.name)}")
 
     # -- results ---------------------------------------------------------------------------
@@ -342,26 +458,32 @@ class FlowRun:
             for name in self.flow.order():
                 if name not in self._tables:
                     continue
-                node = self.flow.node(name)
-                casts: dict[str, str] = {}
-                source_view = None
-                if isinstance(node, Source) and node.schema:
-                    casts, source_view = dict(node.schema), f"raw__{name}"
-                elif isinstance(node, CastColumns):
-                    casts, source_view = dict(node.columns), self._tables[node.input].view
-                for column, type_name in casts.items():
-                    q = quote_ident(column)
-                    row = self._con.execute(
-                        f"SELECT {q} FROM {quote_ident(source_view or '')} WHERE {q} IS NOT NULL "
-                        f"AND TRY_CAST({q} AS {TYPES[type_name]}) IS NULL LIMIT 1"
-                    ).fetchone()
-                    if row is not None:
-                        return SpecValidationError(
-                            f"step {name!r}: value {row[0]!r} of column {column!r} cannot be "
-                            f"cast to {type_name}",
-                            field=column,
-                            step=name,
+                for view, casts, blame in self._cast_sites(name):
+                    for column, type_name in casts.items():
+                        q = quote_ident(column)
+                        strict = (
+                            f" OR (typeof({q}) = 'VARCHAR' AND NOT {_is_int_text(q)})"
+                            if type_name == "int"
+                            else ""
                         )
+                        try:
+                            row = self._con.execute(
+                                f"SELECT {q} FROM {quote_ident(view)} WHERE {q} IS NOT NULL "
+                                f"AND (TRY_CAST({q} AS {TYPES[type_name]}) IS NULL{strict}) "
+                                "LIMIT 1"
+                            ).fetchone()
+                        except Exception:  # the view read fails upstream of this cast
+                            continue
+                        if row is not None:
+                            return SpecValidationError(
+                                f"step {name!r}: value {row[0]!r} of column {column!r} cannot "
+                                f"be cast to {type_name}",
+                                field=blame or column,
+                                step=name,
+                            )
+            csv_error = self._csv_error(exc)
+            if csv_error is not None:
+                return csv_error
             return SpecValidationError(f"flow {self.flow.name!r}: bad data: {exc}")
         if isinstance(exc, duckdb.IOException):
             return BackendError(
@@ -373,14 +495,34 @@ class FlowRun:
             f"flow {self.flow.name!r} failed: {exc}", backend="local", code=type(exc).__name__
         )
 
+    def _csv_error(self, exc: Exception) -> SpecValidationError | None:
+        """Name the source and column of a CSV value that does not fit its sniffed type."""
+        match = _CSV_COLUMN_RE.search(str(exc))
+        if match is None:
+            return None
+        column = match.group(1).replace('""', '"')
+        for name in self.flow.order():
+            node = self.flow.node(name)
+            if isinstance(node, Source) and name in self._tables:
+                data = self._sources.get(name, node.path)
+                if isinstance(data, str | os.PathLike) and column in self._tables[name].columns:
+                    return SpecValidationError(
+                        f"source {name!r}: a value of column {column!r} does not fit the type "
+                        f"detected from the file's first rows; give the column a type in the "
+                        f"source's schema: {exc}",
+                        field=column,
+                        step=name,
+                    )
+        return None
+
     def to_arrow(self, name: str) -> pa.Table:
         """Compute table ``name`` and return it as a pyarrow Table."""
         return self._materialize(self._table(name).view)
 
     def to_pandas(self, name: str) -> pd.DataFrame:
         """Compute table ``name`` and return it as a pandas DataFrame."""
-        view = self._table(name).view
-        return self._guarded(lambda: self._con.execute(f"SELECT * FROM {quote_ident(view)}").df())
+        # through Arrow: several times faster than DuckDB's own .df() for text columns
+        return self.to_arrow(name).to_pandas()
 
     def count(self, name: str) -> int:
         """Compute the number of rows of table ``name``."""
@@ -392,7 +534,7 @@ class FlowRun:
 
     def to_parquet(self, name: str, path: str | os.PathLike[str]) -> Path:
         """Write table ``name`` to a Parquet file atomically; return the path."""
-        return self._copy(name, path, "FORMAT PARQUET, COMPRESSION ZSTD")
+        return self._copy(name, path, "FORMAT PARQUET, COMPRESSION ZSTD, COMPRESSION_LEVEL 1")
 
     def to_csv(self, name: str, path: str | os.PathLike[str]) -> Path:
         """Write table ``name`` to a CSV file (with a header) atomically; return the path."""
@@ -415,7 +557,7 @@ class FlowRun:
                 lambda: self._con.execute(
                     f"COPY (SELECT * FROM {quote_ident(view)}) TO {sql_literal(str(tmp))} "
                     f"({options})"
-                )
+                ).fetchall()
             )
         report(self._progress, f"write {self.flow.name}", 1, 1)
         return target
@@ -434,7 +576,8 @@ class FlowRun:
 # -- step compilers: (run, step, *input tables) -> SELECT statement ------------------------
 def _cast(run: FlowRun, step: CastColumns, t: _Table) -> str:
     _missing(step.name, "columns", list(step.columns), t.columns)
-    casts = {c: f"CAST({quote_ident(c)} AS {TYPES[ty]})" for c, ty in step.columns.items()}
+    types = dict(zip(t.columns, t.types, strict=True))
+    casts = {c: _cast_sql(c, ty, types.get(c)) for c, ty in step.columns.items()}
     return f"SELECT {_select_list(t.columns, casts)} FROM {quote_ident(t.view)}"
 
 
@@ -463,6 +606,7 @@ def _rename(run: FlowRun, step: RenameColumns, t: _Table) -> str:
             field=dupes[0],
             step=step.name,
         )
+    _check_unique(step.name, names)
     items = ", ".join(
         f"{quote_ident(c)} AS {quote_ident(n)}" for c, n in zip(t.columns, names, strict=True)
     )
@@ -479,6 +623,20 @@ def _missing_test(column: str, type_name: str) -> str:
 def _fill(run: FlowRun, step: FillMissing, t: _Table) -> str:
     _missing(step.name, "columns", list(step.values), t.columns)
     types = dict(zip(t.columns, t.types, strict=True))
+    for c, v in step.values.items():
+        try:  # a constant: DuckDB casts it now, not when the data is read
+            run._con.execute(f"SELECT CAST({sql_literal(v)} AS {types[c]})").fetchone()
+            # DuckDB would round 0.5 into an integer column; refuse rather than change it
+            fits = not (isinstance(v, float) and not v.is_integer() and types[c] in _SMALL_INTEGERS)
+        except Exception:
+            fits = False
+        if not fits:
+            raise SpecValidationError(
+                f"step {step.name!r}: fill value {v!r} does not fit column {c!r} of type "
+                f"{types[c]}",
+                field=c,
+                step=step.name,
+            )
     replace = {
         c: f"CASE WHEN {_missing_test(c, types[c])} THEN CAST({sql_literal(v)} AS {types[c]}) "
         f"ELSE {quote_ident(c)} END"
@@ -502,12 +660,13 @@ def _one_hot(run: FlowRun, step: OneHotEncode, t: _Table) -> str:
             state="unfitted",
         )
     col = f"CAST({quote_ident(step.column)} AS VARCHAR)"
-    known = ", ".join(sql_literal(c) for c in step.categories) or "NULL"
+    known = ", ".join(sql_literal(c) for c in step.categories)
+    # with no categories every value is unknown (NOT IN (NULL) would be NULL, never true)
+    unknown = f"{col} IS NOT NULL" + (f" AND {col} NOT IN ({known})" if known else "")
     if step.handle_unknown == "error":
         rows = run._guarded(
             lambda: run._con.execute(
-                f"SELECT DISTINCT {col} FROM {quote_ident(t.view)} WHERE {col} IS NOT NULL "
-                f"AND {col} NOT IN ({known}) LIMIT 5"
+                f"SELECT DISTINCT {col} FROM {quote_ident(t.view)} WHERE {unknown} LIMIT 5"
             ).fetchall()
         )
         if rows:
@@ -523,10 +682,9 @@ def _one_hot(run: FlowRun, step: OneHotEncode, t: _Table) -> str:
     }
     new = {k: f"coalesce({v}, 0)" for k, v in new.items()}
     if step.handle_unknown == "keep":
-        new[f"{step.column_prefix}other"] = (
-            f"CAST({col} IS NOT NULL AND {col} NOT IN ({known}) AS BIGINT)"
-        )
-    clash = sorted(set(new) & (set(t.columns) - {step.column}))
+        new[f"{step.column_prefix}other"] = f"CAST({unknown} AS BIGINT)"
+    kept = [c for c in t.columns if c != step.column or step.keep_input]
+    clash = sorted({n for n in new if n.lower() in {c.lower() for c in kept}})
     if clash:
         raise SpecValidationError(
             f"step {step.name!r}: output columns {clash} exist already",
@@ -545,17 +703,27 @@ def _one_hot(run: FlowRun, step: OneHotEncode, t: _Table) -> str:
 
 
 def _checked(step: Step, t: _Table) -> None:
-    for expression in step.expressions():
+    for field in attrs.fields(type(step)):
+        expression = getattr(step, field.name)
+        if not isinstance(expression, Expression):
+            continue
         try:
             expression.check_columns(t.columns)
         except SpecValidationError as exc:
             raise SpecValidationError(
-                f"step {step.name!r}: {exc}", field="expression", step=step.name
+                f"step {step.name!r}: {exc}", field=field.name, step=step.name
             ) from None
+
+
+def _check_output(step: Formula | AddEventTime, t: _Table) -> None:
+    """A new column must not differ from an existing one only in case."""
+    if step.output not in t.columns:
+        _check_unique(step.name, [*t.columns, step.output], field="output")
 
 
 def _formula(run: FlowRun, step: Formula, t: _Table) -> str:
     _checked(step, t)
+    _check_output(step, t)
     sql = f"({step.expression.to_sql()})"
     if step.output in t.columns:
         return f"SELECT {_select_list(t.columns, {step.output: sql})} FROM {quote_ident(t.view)}"
@@ -567,17 +735,44 @@ def _formula(run: FlowRun, step: Formula, t: _Table) -> str:
 
 def _filter(run: FlowRun, step: Filter, t: _Table) -> str:
     _checked(step, t)
-    return f"SELECT * FROM {quote_ident(t.view)} WHERE ({step.predicate.to_sql()})"
+    predicate = step.predicate.to_sql()
+    try:
+        kind = run._con.execute(
+            f"DESCRIBE SELECT ({predicate}) AS p FROM {quote_ident(t.view)}"
+        ).fetchone()[1]
+    except Exception as exc:
+        raise run._bind_error(exc, step.name) from exc
+    if str(kind) not in {"BOOLEAN", '"NULL"'}:
+        raise SpecValidationError(
+            f"step {step.name!r}: the predicate {step.predicate.text!r} gives {kind}, "
+            "not a boolean",
+            field="predicate",
+            step=step.name,
+        )
+    return f"SELECT * FROM {quote_ident(t.view)} WHERE ({predicate})"
 
 
 def _join(run: FlowRun, step: Join, left: _Table, right: _Table) -> str:
     pairs = step.keys
     _missing(step.name, "left_on" if step.left_on else "on", [a for a, _ in pairs], left.columns)
     _missing(step.name, "right_on" if step.right_on else "on", [b for _, b in pairs], right.columns)
+    left_types = dict(zip(left.columns, left.types, strict=True))
+    right_types = dict(zip(right.columns, right.types, strict=True))
+    for a, b in pairs:
+        if _type_family(left_types[a]) != _type_family(right_types[b]):
+            # DuckDB would cast one side to the other's type, and fail (or worse, match
+            # '01' to 1) only when the data is read
+            raise SpecValidationError(
+                f"step {step.name!r}: key {a!r} is {left_types[a]} on the left but {b!r} is "
+                f"{right_types[b]} on the right; cast one of them first",
+                field="left_on" if step.left_on else "on",
+                step=step.name,
+            )
     shared_keys = {a for a, b in pairs if a == b}
     left_rest = [c for c in left.columns if c not in shared_keys]
     right_rest = [c for c in right.columns if c not in shared_keys]
-    both = set(left_rest) & set(right_rest)
+    # columns on both sides get the suffixes; like DuckDB, names that differ only in case clash
+    both = {c.lower() for c in left_rest} & {c.lower() for c in right_rest}
     lsuf, rsuf = step.suffixes
     items: list[str] = []
     for c in left.columns:
@@ -590,12 +785,12 @@ def _join(run: FlowRun, step: Join, left: _Table, right: _Table) -> str:
                 expr = f"l.{quote_ident(c)}"
             items.append(f"{expr} AS {quote_ident(c)}")
         else:
-            out = c + lsuf if c in both else c
+            out = c + lsuf if c.lower() in both else c
             items.append(f"l.{quote_ident(c)} AS {quote_ident(out)}")
     for c in right_rest:
-        out = c + rsuf if c in both else c
+        out = c + rsuf if c.lower() in both else c
         items.append(f"r.{quote_ident(c)} AS {quote_ident(out)}")
-    names = [i.rsplit(" AS ", 1)[1] for i in items]
+    names = [i.rsplit(" AS ", 1)[1].lower() for i in items]
     if len(set(names)) != len(names):
         raise SpecValidationError(
             f"step {step.name!r}: the suffixes leave duplicate column names",
@@ -614,10 +809,28 @@ def _aggregate(run: FlowRun, step: Aggregate, t: _Table) -> str:
     used = [c for _, c in step.aggregations.values() if c != "*"]
     _missing(step.name, "group_by", step.group_by, t.columns)
     _missing(step.name, "aggregations", used, t.columns)
+    _check_unique(step.name, [*step.group_by, *step.aggregations], field="aggregations")
+    types = dict(zip(t.columns, t.types, strict=True))
     items = [quote_ident(c) for c in step.group_by]
     for out, (func, column) in step.aggregations.items():
         arg = "*" if column == "*" else quote_ident(column)
-        items.append(f"{AGGREGATIONS[func]}({arg}) AS {quote_ident(out)}")
+        call = f"{AGGREGATIONS[func]}({arg})"
+        if func in {"mean", "sum"}:
+            type_name = types[column]
+            numeric = type_name.startswith(_NUMERIC_PREFIXES)
+            if not numeric and type_name != "BOOLEAN":
+                raise SpecValidationError(
+                    f"step {step.name!r}: cannot take the {func} of column {column!r} of type "
+                    f"{type_name}",
+                    field=out,
+                    step=step.name,
+                )
+            if func == "mean" and not type_name.startswith(("DOUBLE", "FLOAT", "REAL")):
+                call = f"avg(CAST({arg} AS DOUBLE))"  # as pandas: a float, also for decimals
+            elif func == "sum" and (type_name in _SMALL_INTEGERS or type_name == "BOOLEAN"):
+                # DuckDB sums integers into HUGEINT (a float in pandas); pandas keeps int64
+                call = f"CAST(sum(CAST({arg} AS BIGINT)) AS BIGINT)"
+        items.append(f"{call} AS {quote_ident(out)}")
     sql = f"SELECT {', '.join(items)} FROM {quote_ident(t.view)}"
     if step.group_by:
         keys = ", ".join(quote_ident(c) for c in step.group_by)
@@ -644,12 +857,22 @@ def _event_time(run: FlowRun, step: AddEventTime, t: _Table) -> str:
             )
     elif isinstance(step.value, str):
         epoch = f"epoch(CAST({sql_literal(step.value)} AS TIMESTAMPTZ))"
+        try:  # a constant: DuckDB parses it now, not when the data is read
+            run._con.execute(f"SELECT {epoch}").fetchone()
+        except Exception:
+            raise SpecValidationError(
+                f"step {step.name!r}: {step.value!r} is not an ISO-8601 time",
+                field="value",
+                step=step.name,
+            ) from None
     else:
         epoch = f"CAST({sql_literal(float(step.value))} AS DOUBLE)"  # type: ignore[arg-type]
     if step.format == "iso":
-        expr = f"strftime(to_timestamp({epoch}), '%Y-%m-%dT%H:%M:%S.%fZ')"
+        # milliseconds: Feature Store takes yyyy-MM-ddTHH:mm:ssZ and yyyy-MM-ddTHH:mm:ss.SSSZ
+        expr = f"strftime(to_timestamp({epoch}), '%Y-%m-%dT%H:%M:%S.%gZ')"
     else:
         expr = epoch
+    _check_output(step, t)
     if step.output in t.columns:
         return f"SELECT {_select_list(t.columns, {step.output: expr})} FROM {quote_ident(t.view)}"
     return (
@@ -672,6 +895,15 @@ _COMPILERS: dict[type, Callable[..., str]] = {
     Aggregate: _aggregate,
     AddEventTime: _event_time,
 }
+
+
+def _type_family(type_name: str) -> str:
+    """Group DuckDB types whose values compare without a lossy cast."""
+    if type_name.startswith(_NUMERIC_PREFIXES):
+        return "number"
+    if type_name.startswith(("TIMESTAMP", "DATE")):
+        return "time"
+    return type_name
 
 
 def _step_error(exc: Exception, step: str) -> MlcycleError:

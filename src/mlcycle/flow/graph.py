@@ -199,8 +199,17 @@ class Flow:
         return attrs.evolve(self, sources=(*self.sources, *sources), steps=(*self.steps, *others))
 
     def replace_step(self, step: Step) -> Flow:
-        """Return a copy with the step of the same name replaced by ``step``."""
-        self.node(step.name)
+        """Return a copy with the step of the same name replaced by ``step``.
+
+        Raises
+        ------
+        SpecValidationError
+            If the flow has no step of that name (a source is not replaced by a step).
+        """
+        if not any(s.name == step.name for s in self.steps):
+            raise SpecValidationError(
+                f"flow {self.name!r} has no step {step.name!r}", field="name", step=step.name
+            )
         return attrs.evolve(
             self, steps=tuple(step if s.name == step.name else s for s in self.steps)
         )

@@ -63,15 +63,19 @@ def flow_to_dot(flow: Flow) -> str:
     str
     """
 
+    def esc(text: str) -> str:
+        return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
     def q(text: str) -> str:
-        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return f'"{esc(text)}"'
 
     lines = [f"digraph {q(flow.name)} {{", "  rankdir=LR;", "  node [shape=box, style=filled];"]
     outputs = flow.output_names
     for node in (*flow.sources, *flow.steps):
-        label = f"{node.name}\\n{node.kind}: {_detail(node)}"
+        # \n (kept unescaped) is DOT's line break inside a label
+        label = f"{esc(node.name)}\\n{esc(node.kind)}: {esc(_detail(node))}"
         color = _COLORS[_kind(node, outputs)]
-        lines.append(f"  {q(node.name)} [label={q(label)}, fillcolor={q(color)}];")
+        lines.append(f'  {q(node.name)} [label="{label}", fillcolor={q(color)}];')
     for step in flow.steps:
         for name in step.inputs:
             lines.append(f"  {q(name)} -> {q(step.name)};")
@@ -109,7 +113,10 @@ def flow_to_svg(flow: Flow, *, box_width: int = 230, box_height: int = 54) -> st
             x = margin + lvl * (box_width + gap_x)
             pos[name] = (x, margin + 30 + row * (box_height + gap_y))
     width = margin * 2 + len(columns) * (box_width + gap_x) - gap_x
-    height = margin * 2 + 30 + max(len(n) for n in columns.values()) * (box_height + gap_y)
+    width = max(width, 2 * margin + box_width)  # an empty flow still gets its title
+    height = (
+        margin * 2 + 30 + max((len(n) for n in columns.values()), default=0) * (box_height + gap_y)
+    )
     outputs = flow.output_names
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '

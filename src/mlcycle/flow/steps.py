@@ -142,8 +142,8 @@ class Source:
         Name that steps use to read it.
     format : {"csv", "parquet", "dataframe"}
         How to read it; ``"dataframe"`` means the data is always bound at run time.
-    path : str, optional
-        The file (or glob) to read; a path bound at run time overrides it.
+    path : str or path-like, optional
+        The file (or glob) to read, kept as text; a path bound at run time overrides it.
     schema : dict, optional
         Types to cast named columns to (``int``, ``float``, ``string``, ``bool``, ``timestamp``,
         ``date``); other columns keep the inferred type. A value that cannot be cast is a
@@ -478,9 +478,9 @@ class OneHotEncode(Step):
             for name in self.output_columns():
                 if name.lower() in seen:
                     raise SpecValidationError(
-                        f"the output columns {seen[name.lower()]!r} and {name!r} differ only "
-                        "in case (categories that differ only in case, or one called 'other' "
-                        "with handle_unknown='keep')",
+                        f"the output columns {seen[name.lower()]!r} and {name!r} clash "
+                        "(column names are case-insensitive; with handle_unknown='keep', "
+                        "'<prefix>other' is taken)",
                         field="categories",
                         step=self.name,
                     )
@@ -542,7 +542,9 @@ class Filter(Step):
     name, input : str
         This step's name and the table it reads.
     predicate : str
-        A boolean expression, e.g. ``"Rating == 5"``.
+        A boolean expression, e.g. ``"Rating == 5"``; one of another type (``"x + 1"``) is a
+        :class:`~mlcycle.errors.SpecValidationError` when the flow is run. Rows where it is
+        missing (NULL) are dropped.
     """
 
     kind: ClassVar[str] = "filter"
@@ -676,8 +678,9 @@ class Aggregate(Step):
 class AddEventTime(Step):
     """Add an event-time column, from a column or a constant.
 
-    The output is fractional epoch seconds (``format="epoch"``) or an ISO-8601 UTC string
-    (``format="iso"``), the two event-time types SageMaker Feature Store accepts.
+    The output is fractional epoch seconds (``format="epoch"``) or an ISO-8601 UTC string with
+    milliseconds such as ``2020-01-01T00:00:01.250Z`` (``format="iso"``), the two event-time
+    types SageMaker Feature Store accepts.
 
     Parameters
     ----------
@@ -739,7 +742,8 @@ class PythonStep(Step):
     function : str
         Dotted import path ``"package.module:function"``.
     params : dict
-        JSON-serializable keyword arguments for the function.
+        JSON-serializable keyword arguments for the function (tuples are kept as lists, as
+        JSON gives them back).
     """
 
     kind: ClassVar[str] = "python"
