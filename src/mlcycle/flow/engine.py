@@ -350,7 +350,7 @@ class FlowRun:
                 "SELECT Delimiter, Quote, Escape, SkipRows, HasHeader, Columns FROM "
                 f"sniff_csv({sql_literal(sample)}, delim = {sql_literal(source.delimiter)}, "
                 "header = true)"
-            ).fetchone()
+            ).fetchall()[0]
         except Exception as exc:
             raise _step_error(exc, source.name) from exc
         sniffed = {c["name"]: c["type"] for c in columns}
@@ -375,7 +375,7 @@ class FlowRun:
             checks.append(f"bool_and({q} IS NULL OR {_is_int_text(q)})")
             checks.append(f"bool_and({q} IS NULL OR TRY_CAST({q} AS DOUBLE) IS NOT NULL)")
         try:
-            flags = self._con.execute(f"SELECT {', '.join(checks)} FROM {reader}").fetchone()
+            flags = self._con.execute(f"SELECT {', '.join(checks)} FROM {reader}").fetchall()[0]
         except Exception as exc:
             raise _step_error(exc, source.name) from exc
         inferred = {}
@@ -467,14 +467,15 @@ class FlowRun:
                             else ""
                         )
                         try:
-                            row = self._con.execute(
+                            rows = self._con.execute(
                                 f"SELECT {q} FROM {quote_ident(view)} WHERE {q} IS NOT NULL "
                                 f"AND (TRY_CAST({q} AS {TYPES[type_name]}) IS NULL{strict}) "
                                 "LIMIT 1"
-                            ).fetchone()
+                            ).fetchall()
                         except Exception:  # the view read fails upstream of this cast
                             continue
-                        if row is not None:
+                        if rows:
+                            row = rows[0]
                             return SpecValidationError(
                                 f"step {name!r}: value {row[0]!r} of column {column!r} cannot "
                                 f"be cast to {type_name}",
@@ -528,7 +529,7 @@ class FlowRun:
         """Compute the number of rows of table ``name``."""
         view = self._table(name).view
         row = self._guarded(
-            lambda: self._con.execute(f"SELECT count(*) FROM {quote_ident(view)}").fetchone()
+            lambda: self._con.execute(f"SELECT count(*) FROM {quote_ident(view)}").fetchall()[0]
         )
         return int(row[0])
 
@@ -625,7 +626,7 @@ def _fill(run: FlowRun, step: FillMissing, t: _Table) -> str:
     types = dict(zip(t.columns, t.types, strict=True))
     for c, v in step.values.items():
         try:  # a constant: DuckDB casts it now, not when the data is read
-            run._con.execute(f"SELECT CAST({sql_literal(v)} AS {types[c]})").fetchone()
+            run._con.execute(f"SELECT CAST({sql_literal(v)} AS {types[c]})").fetchall()[0]
             # DuckDB would round 0.5 into an integer column; refuse rather than change it
             fits = not (isinstance(v, float) and not v.is_integer() and types[c] in _SMALL_INTEGERS)
         except Exception:
@@ -739,7 +740,7 @@ def _filter(run: FlowRun, step: Filter, t: _Table) -> str:
     try:
         kind = run._con.execute(
             f"DESCRIBE SELECT ({predicate}) AS p FROM {quote_ident(t.view)}"
-        ).fetchone()[1]
+        ).fetchall()[0][1]
     except Exception as exc:
         raise run._bind_error(exc, step.name) from exc
     if str(kind) not in {"BOOLEAN", '"NULL"'}:
@@ -858,7 +859,7 @@ def _event_time(run: FlowRun, step: AddEventTime, t: _Table) -> str:
     elif isinstance(step.value, str):
         epoch = f"epoch(CAST({sql_literal(step.value)} AS TIMESTAMPTZ))"
         try:  # a constant: DuckDB parses it now, not when the data is read
-            run._con.execute(f"SELECT {epoch}").fetchone()
+            run._con.execute(f"SELECT {epoch}").fetchall()[0]
         except Exception:
             raise SpecValidationError(
                 f"step {step.name!r}: {step.value!r} is not an ISO-8601 time",
