@@ -22,8 +22,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from mlcycle.progress import ProgressCallback
 
 __all__ = [
-    "OFFLINE_COLUMNS",
     "EVENT_EPOCH",
+    "OFFLINE_COLUMNS",
     "FeatureGroupInfo",
     "FeatureStoreBackend",
     "IngestBatch",
