@@ -32,7 +32,7 @@ class Capability(enum.StrEnum):
     FLOWS = "flows"
     #: Run a flow's custom Python steps, which call user code in this process.
     FLOW_PYTHON_STEPS = "flows.python-steps"
-    #: Feature groups with offline and online stores (:mod:`mlcycle.featurestore`).
+    #: Feature groups with offline and online stores (``mlcycle.featurestore``).
     FEATURE_STORE = "feature-store"
 
 
