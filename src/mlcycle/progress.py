@@ -69,10 +69,14 @@ class TerminalProgress:
             self._stage = stage
             self._started = time.monotonic()
         fraction = min(1.0, done / total) if total > 0 else 1.0
+        interactive = getattr(stream, "isatty", lambda: False)()
+        if not interactive and done < total:  # a log file gets one line per finished stage
+            return
         filled = round(fraction * self._width)
         bar = "#" * filled + "-" * (self._width - filled)
         elapsed = time.monotonic() - self._started
-        stream.write(f"\r{stage:<16} [{bar}] {fraction:4.0%} {done}/{total} {elapsed:5.1f}s")
+        start = "\r" if interactive else ""
+        stream.write(f"{start}{stage:<16} [{bar}] {fraction:4.0%} {done}/{total} {elapsed:5.1f}s")
         if done >= total:
             stream.write("\n")
             self._stage = None
