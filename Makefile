@@ -11,7 +11,7 @@ SCALE ?= 1.0
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test,docs,aws,plot]'
+	$(PY) -m pip install --quiet -e '.[test,docs,aws,plot,train,explain]'
 	touch $@
 
 demo: $(VENV)/.installed

@@ -34,6 +34,7 @@ nitpick_ignore_regex = [
     (r"py:.*", r"(pd|pa|duckdb|pandas|pyarrow|numpy|np|boto3|botocore|sqlite3|os)\..*"),
     (r"py:.*", r"(Path|PathLike|TextIO|Iterator|Iterable|Mapping|Sequence|Callable|Any)"),
     (r"py:.*", r"(abc|ast|collections\.abc|typing|pathlib|enum)\..*"),
+    (r"py:.*", r"(datetime|dt|zoneinfo)(\..*)?"),
     (r"py:.*", r"(file-like|path-like|optional|callable|mapping|path|sequence|sequences|tuple|dict|"
                r"bytes|str|int|float|bool|type|list|object|None|default|or|of|to|iterable|"
                r"BaseException|Exception|ValueError|ImportError|LookupError|TimeoutError|"

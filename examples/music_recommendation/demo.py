@@ -1,4 +1,4 @@
-"""The music example end to end on the local backend (so far: data and data prep).
+"""The music example end to end on the local backend (so far: data, data prep, feature store).
 
 Run it with ``make demo`` or ``python -m examples.music_recommendation [--scale S]``. It
 
@@ -6,7 +6,9 @@ Run it with ``make demo`` or ``python -m examples.music_recommendation [--scale 
 2. fits the data-prep flow (learns the genre categories) and saves the fitted flow in the
    workspace's artifact store, with a picture of its graph,
 3. runs the flow on DuckDB and writes its three outputs as Parquet,
-4. writes an HTML report with charts of what it produced.
+4. writes an HTML report with charts of what it produced,
+5. puts the three feature groups into the feature store (tracks, ratings, and the users' 5-star
+   preferences as a daily time series) and builds the point-in-time training table.
 """
 
 from __future__ import annotations
@@ -19,7 +21,13 @@ from pathlib import Path
 
 import mlcycle
 from examples.music_recommendation.data import generate
+from examples.music_recommendation.features import (
+    ingest_feature_groups,
+    training_set,
+    user_5star_daily,
+)
 from examples.music_recommendation.flow import FIVE_STAR_FEATURES, GENRE_COLUMNS, music_flow
+from mlcycle.featurestore import FeatureStore
 from mlcycle.progress import TerminalProgress
 from mlcycle.reports import HtmlReport, bar_chart, histogram
 
@@ -47,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     started = time.perf_counter()
     data = generate(out / "data", scale=args.scale, seed=args.seed, progress=progress)
-    print(f"[1/4] data: {data.n_tracks:,} tracks, {data.n_ratings:,} ratings "
+    print(f"[1/5] data: {data.n_tracks:,} tracks, {data.n_ratings:,} ratings "
           f"({time.perf_counter() - started:.1f} s)")
 
     sources = {"tracks": str(data.tracks_path), "ratings": str(data.ratings_path)}
@@ -57,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     flow.save(out / "music.flow.json")
     (out / "music.flow.svg").write_text(flow.to_svg())
     genres = flow.node("tracks_onehot").categories
-    print(f"[2/4] flow fitted ({time.perf_counter() - t:.2f} s): genres {list(genres)}; "
+    print(f"[2/5] flow fitted ({time.perf_counter() - t:.2f} s): genres {list(genres)}; "
           f"saved to {uri}")
 
     t = time.perf_counter()
@@ -69,7 +77,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             frames[name] = run.to_pandas(name) if name != "ratings_events" else None
             summary.append((name, run.count(name), len(run.columns(name)), str(path)))
         ratings = run.to_pandas("ratings_events")[["Rating", "ts", "EventTime"]]
-    print(f"[3/4] flow ran ({time.perf_counter() - t:.2f} s):")
+        tables = {"tracks": run.to_arrow("tracks_features"),
+                  "ratings": run.to_arrow("ratings_events")}
+    print(f"[3/5] flow ran ({time.perf_counter() - t:.2f} s):")
     for name, rows, cols, path in summary:
         print(f"      {name:<16} {rows:>9,} rows x {cols:>2} columns -> {path}")
 
@@ -108,7 +118,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         header=["userId", *[f"{c}_5star" for c in FIVE_STAR_FEATURES[:8]]],
     )
     path = report.save(out / "dataprep_report.html")
-    print(f"[4/4] report: {path}")
+    print(f"[4/5] report: {path}")
+
+    t = time.perf_counter()
+    tables["user-5star"] = user_5star_daily(tables["ratings"], tables["tracks"])
+    store = FeatureStore(backend)
+    written = ingest_feature_groups(store, tables, progress=progress)
+    train = training_set(store).to_parquet(out / "training.parquet")
+    print(f"[5/5] feature store ({time.perf_counter() - t:.1f} s):")
+    for name, (group, result) in written.items():
+        print(f"      {name:<16} {result.rows:>9,} rows -> {group.describe().offline_uri}")
+    print(f"      training table (point in time) -> {train}")
     print(f"done in {time.perf_counter() - started:.1f} s")
     return 0
 

@@ -39,8 +39,10 @@ from mlcycle.errors import (
 if TYPE_CHECKING:  # pragma: no cover
     from mlcycle.backends import connect, known_schemes, register_backend
     from mlcycle.backends.base import Backend, Capability
+    from mlcycle.featurestore import FeatureGroupSpec, FeatureStore
     from mlcycle.flow import Flow
     from mlcycle.settings import Settings
+    from mlcycle.training import TrainingJob, TrainingJobSpec
 
 # public name -> module that defines it; imported on first attribute access
 _LAZY = {
@@ -51,6 +53,10 @@ _LAZY = {
     "Capability": "mlcycle.backends.base",
     "Settings": "mlcycle.settings",
     "Flow": "mlcycle.flow",
+    "FeatureGroupSpec": "mlcycle.featurestore",
+    "FeatureStore": "mlcycle.featurestore",
+    "TrainingJob": "mlcycle.training",
+    "TrainingJobSpec": "mlcycle.training",
 }
 
 __all__ = [
@@ -60,6 +66,8 @@ __all__ = [
     "BackendError",
     "Capability",
     "ConfigurationError",
+    "FeatureGroupSpec",
+    "FeatureStore",
     "Flow",
     "InvalidStateError",
     "JobError",
@@ -70,6 +78,8 @@ __all__ = [
     "NotFoundError",
     "Settings",
     "SpecValidationError",
+    "TrainingJob",
+    "TrainingJobSpec",
     "TransientBackendError",
     "UnknownBackendError",
     "UnsupportedOperationError",

@@ -16,14 +16,14 @@ True
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from html import escape
 from pathlib import Path
 from typing import Any
 
 from mlcycle._atomic import atomic_write_bytes
 
-__all__ = ["HtmlReport", "bar_chart", "histogram"]
+__all__ = ["HtmlReport", "bar_chart", "histogram", "line_chart"]
 
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#111827}
@@ -149,6 +149,81 @@ def histogram(
         f'<text x="{width - left}" y="{height - 4}" text-anchor="end">'
         f"{_fmt(float(edges[-1]))}</text></svg>"
     )
+    return "".join(parts)
+
+
+_LINE_COLORS = ("#3b82f6", "#f59e0b", "#10b981", "#ef4444", "#8b5cf6", "#6b7280")
+
+
+def line_chart(
+    series: Mapping[str, Sequence[tuple[float, float]]],
+    *,
+    title: str = "",
+    width: int = 420,
+    height: int = 220,
+    x_label: str = "",
+) -> str:
+    """Draw one or more lines of ``(x, y)`` points as SVG, with a legend (learning curves).
+
+    Parameters
+    ----------
+    series : mapping
+        Line name to its points, ``x`` ascending (non-finite ``y`` values are left out).
+    title : str
+        Caption.
+    width, height : int
+        Size in pixels.
+    x_label : str
+        Caption of the x axis.
+
+    Returns
+    -------
+    str
+        An ``<svg>`` element.
+    """
+    import math
+
+    lines = {name: [(float(x), float(y)) for x, y in points if math.isfinite(float(y))]
+             for name, points in series.items()}
+    xs = [x for points in lines.values() for x, _ in points]
+    ys = [y for points in lines.values() for _, y in points]
+    x0, x1 = (min(xs), max(xs)) if xs else (0.0, 1.0)
+    y0, y1 = (min(ys), max(ys)) if ys else (0.0, 1.0)
+    if x1 == x0:
+        x1 = x0 + 1
+    if y1 == y0:
+        y1 = y0 + 1
+    left, right, top, bottom = 52, 10, 24, 34
+    plot_w, plot_h = width - left - right, height - top - bottom
+
+    def px(x: float) -> float:
+        return left + (x - x0) / (x1 - x0) * plot_w
+
+    def py(y: float) -> float:
+        return top + (y1 - y) / (y1 - y0) * plot_h
+
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        'font-family="sans-serif" font-size="10">',
+        f'<text x="4" y="14" font-size="12" font-weight="bold">{escape(title)}</text>',
+        f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="none" '
+        'stroke="#d1d5db"/>',
+        f'<text x="{left - 4}" y="{top + 8}" text-anchor="end">{_fmt(y1)}</text>',
+        f'<text x="{left - 4}" y="{top + plot_h}" text-anchor="end">{_fmt(y0)}</text>',
+        f'<text x="{left}" y="{height - 20}">{_fmt(x0)}</text>',
+        f'<text x="{left + plot_w}" y="{height - 20}" text-anchor="end">{_fmt(x1)}</text>',
+        f'<text x="{left + plot_w / 2:.1f}" y="{height - 20}" text-anchor="middle">'
+        f"{escape(x_label)}</text>",
+    ]
+    for i, (name, points) in enumerate(lines.items()):
+        color = _LINE_COLORS[i % len(_LINE_COLORS)]
+        path = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in points)
+        parts.append(f'<polyline points="{path}" fill="none" stroke="{color}" '
+                     f'stroke-width="1.5"><title>{escape(name)}</title></polyline>')
+        lx = left + i * 120
+        parts.append(f'<rect x="{lx}" y="{height - 12}" width="10" height="3" fill="{color}"/>'
+                     f'<text x="{lx + 14}" y="{height - 8}">{escape(name)[:20]}</text>')
+    parts.append("</svg>")
     return "".join(parts)
 
 

@@ -19,6 +19,7 @@ from mlcycle.errors import SpecValidationError, UnsupportedOperationError
 
 if TYPE_CHECKING:  # pragma: no cover
     from mlcycle.featurestore.backend import FeatureStoreBackend
+    from mlcycle.training.backend import TrainingBackend
 
 __all__ = ["ArtifactStore", "Backend", "Capability", "validate_key"]
 
@@ -34,6 +35,8 @@ class Capability(enum.StrEnum):
     FLOW_PYTHON_STEPS = "flows.python-steps"
     #: Feature groups with offline and online stores (``mlcycle.featurestore``).
     FEATURE_STORE = "feature-store"
+    #: Train XGBoost jobs with capture and rules (``mlcycle.training``).
+    TRAINING = "training"
 
 
 _KEY_RE = re.compile(r"^[A-Za-z0-9_.=+\-]+(/[A-Za-z0-9_.=+\-]+)*$")
@@ -172,6 +175,18 @@ class Backend(abc.ABC):
             If this backend has no feature store.
         """
         self.require(Capability.FEATURE_STORE)
+        raise NotImplementedError  # pragma: no cover - a backend with the capability overrides
+
+    @property
+    def training(self) -> TrainingBackend:
+        """The training backend.
+
+        Raises
+        ------
+        UnsupportedOperationError
+            If this backend cannot train.
+        """
+        self.require(Capability.TRAINING)
         raise NotImplementedError  # pragma: no cover - a backend with the capability overrides
 
     def close(self) -> None:  # noqa: B027 - optional hook, a no-op by default

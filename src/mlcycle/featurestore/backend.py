@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import abc
 import datetime as dt
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
@@ -42,7 +42,7 @@ class FeatureGroupInfo:
 
     Parameters
     ----------
-    spec : FeatureGroupSpec
+    spec : mlcycle.featurestore.FeatureGroupSpec
         What the group is.
     status : str
         ``"Created"`` once usable (SageMaker also reports ``"Creating"``, ``"CreateFailed"``,
@@ -121,7 +121,7 @@ class FeatureStoreBackend(abc.ABC):
     :class:`~mlcycle.errors.AlreadyExistsError`, ...), never as the backend's own.
     """
 
-    #: The SQL dialect of :meth:`sql`: ``"duckdb"`` or ``"athena"``.
+    #: The SQL dialect of ``sql``, a key of :data:`mlcycle.featurestore.training.DIALECTS`.
     dialect: ClassVar[str]
 
     @abc.abstractmethod
@@ -176,12 +176,20 @@ class FeatureStoreBackend(abc.ABC):
         """
 
     @abc.abstractmethod
-    def sql(self, query: str, *, tables: Sequence[FeatureGroupSpec] = ()) -> pa.Table:
+    def sql(
+        self,
+        query: str,
+        *,
+        tables: Sequence[FeatureGroupSpec] = (),
+        inputs: Mapping[str, pa.Table] | None = None,
+    ) -> pa.Table:
         """Run ``query`` in the backend's SQL engine and return the result.
 
         Each group in ``tables`` is visible as a table named after the group, holding its
-        offline store: the features, then ``write_time``, ``api_invocation_time`` and
-        ``is_deleted``.
+        offline store: the features, then ``write_time``, ``api_invocation_time`` (both
+        ``TIMESTAMP WITH TIME ZONE``, UTC) and ``is_deleted``. Each table in ``inputs`` is
+        visible under its key (the facade passes a training set's DataFrame base as
+        ``__base_input``); the facade passes ``inputs`` only when it has some.
         """
 
     def close(self) -> None:  # noqa: B027 - optional hook

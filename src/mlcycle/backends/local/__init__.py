@@ -4,18 +4,24 @@ Layout of a workspace (``local://PATH``)::
 
     PATH/
       artifacts/        files written atomically (flows, models, reports, ...)
+      featurestore/     feature groups: Parquet offline stores, SQLite online stores
       *.sqlite          SQLite databases (WAL) of the components that keep records
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from mlcycle.backends.base import ArtifactStore, Backend, Capability
 from mlcycle.backends.local.artifacts import LocalArtifactStore
 from mlcycle.backends.local.sqlite import SQLiteDatabase
+
+if TYPE_CHECKING:  # pragma: no cover
+    from mlcycle.backends.local.featurestore import LocalFeatureStoreBackend
+    from mlcycle.backends.local.training import LocalTrainingBackend
 
 __all__ = ["LocalBackend", "SQLiteDatabase"]
 
@@ -40,12 +46,21 @@ class LocalBackend(Backend):
 
     scheme: ClassVar[str] = "local"
     capabilities: ClassVar[frozenset[Capability]] = frozenset(
-        {Capability.ARTIFACTS, Capability.FLOWS, Capability.FLOW_PYTHON_STEPS}
+        {
+            Capability.ARTIFACTS,
+            Capability.FLOWS,
+            Capability.FLOW_PYTHON_STEPS,
+            Capability.FEATURE_STORE,
+            Capability.TRAINING,
+        }
     )
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root).expanduser().absolute()
         self._artifacts = LocalArtifactStore(self.root / "artifacts")
+        self._feature_store: LocalFeatureStoreBackend | None = None
+        self._training: LocalTrainingBackend | None = None
+        self._lock = threading.Lock()
 
     @classmethod
     def from_uri(cls, uri: object) -> LocalBackend:
@@ -61,6 +76,46 @@ class LocalBackend(Backend):
     def artifacts(self) -> ArtifactStore:
         """Files under ``<root>/artifacts``."""
         return self._artifacts
+
+    @property
+    def feature_store(self) -> LocalFeatureStoreBackend:
+        """Feature groups under ``<root>/featurestore`` (created on first use, once)."""
+        with self._lock:
+            if self._feature_store is None:
+                from mlcycle.backends.local.featurestore import (
+                    CATALOG_MIGRATIONS,
+                    LocalFeatureStoreBackend,
+                )
+
+                self._feature_store = LocalFeatureStoreBackend(
+                    self.root / "featurestore",
+                    catalog=self.database("featurestore", migrations=CATALOG_MIGRATIONS),
+                )
+            return self._feature_store
+
+    @property
+    def training(self) -> LocalTrainingBackend:
+        """Training jobs run in threads of this process, recorded in ``<root>/training.sqlite``."""
+        with self._lock:
+            if self._training is None:
+                from mlcycle.backends.local.training import MIGRATIONS, LocalTrainingBackend
+
+                self._training = LocalTrainingBackend(
+                    artifacts=self._artifacts,
+                    database=self.database("training", migrations=MIGRATIONS),
+                )
+            return self._training
+
+    def close(self) -> None:
+        """Close the feature store's and training's connections (they reopen on next use)."""
+        with self._lock:
+            store = self._feature_store
+        if store is not None:
+            store.close()
+        with self._lock:
+            training = self._training
+        if training is not None:
+            training.close()
 
     def database(self, name: str, *, migrations: tuple[str, ...]) -> SQLiteDatabase:
         """Return the SQLite database ``<root>/<name>.sqlite`` with its migrations.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import sys
 from collections.abc import Iterator
 
 from mlcycle.errors import (
@@ -12,10 +13,11 @@ from mlcycle.errors import (
     BackendError,
     MlcycleError,
     NotFoundError,
+    SpecValidationError,
     TransientBackendError,
 )
 
-__all__ = ["translate", "translated"]
+__all__ = ["translate", "translated", "translated_sql"]
 
 BACKEND = "local"
 
@@ -64,3 +66,34 @@ def translated(*, kind: str = "resource", name: str = "") -> Iterator[None]:
         raise
     except (sqlite3.Error, OSError) as exc:
         raise translate(exc, kind=kind, name=name) from exc
+
+
+@contextlib.contextmanager
+def translated_sql(query: str = "") -> Iterator[None]:
+    """Translate DuckDB (and SQLite/OS) errors raised while running an offline query.
+
+    A query that DuckDB cannot parse or bind (a syntax error, an unknown table or column, a
+    type mismatch) is the caller's: :class:`~mlcycle.errors.SpecValidationError` with
+    ``field="sql"``. Other DuckDB errors are :class:`~mlcycle.errors.BackendError`.
+
+    Parameters
+    ----------
+    query : str
+        The query, for the log.
+    """
+    try:
+        yield
+    except MlcycleError:
+        raise
+    except (sqlite3.Error, OSError) as exc:
+        raise translate(exc, kind="feature-group") from exc
+    except Exception as exc:
+        duckdb = sys.modules.get("duckdb")
+        if duckdb is None or not isinstance(exc, duckdb.Error):
+            raise
+        user = (duckdb.ParserException, duckdb.BinderException, duckdb.CatalogException,
+                duckdb.ConversionException)
+        if isinstance(exc, user):
+            raise SpecValidationError(f"bad SQL: {exc}", field="sql") from exc
+        raise BackendError(f"query failed: {exc}", backend=BACKEND,
+                           code=type(exc).__name__) from exc

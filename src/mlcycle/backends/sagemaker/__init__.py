@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import re
 import threading
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote
 
 from mlcycle.backends.base import ArtifactStore, Backend, Capability
 from mlcycle.backends.sagemaker.artifacts import S3ArtifactStore
 from mlcycle.errors import ConfigurationError, MissingDependencyError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from mlcycle.backends.sagemaker.featurestore import SageMakerFeatureStoreBackend
 
 __all__ = ["SageMakerBackend"]
 
@@ -52,7 +55,7 @@ class SageMakerBackend(Backend):
 
     scheme: ClassVar[str] = "sagemaker"
     capabilities: ClassVar[frozenset[Capability]] = frozenset(
-        {Capability.ARTIFACTS, Capability.FLOWS}
+        {Capability.ARTIFACTS, Capability.FLOWS, Capability.FEATURE_STORE}
     )
 
     def __init__(
@@ -77,6 +80,7 @@ class SageMakerBackend(Backend):
         self._session = boto3_session
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
+        self._feature_store: SageMakerFeatureStoreBackend | None = None
         base = f"{self.prefix}/artifacts" if self.prefix else "artifacts"
         self._artifacts = S3ArtifactStore(lambda: self.client("s3"), bucket=bucket, prefix=base)
 
@@ -111,6 +115,19 @@ class SageMakerBackend(Backend):
     def artifacts(self) -> ArtifactStore:
         """S3 objects under ``s3://BUCKET/PREFIX/artifacts/``."""
         return self._artifacts
+
+    @property
+    def feature_store(self) -> SageMakerFeatureStoreBackend:
+        """SageMaker Feature Store, with offline stores under ``s3://BUCKET/PREFIX/offline-store``.
+
+        Created on first use; it creates no client until it is used.
+        """
+        with self._lock:
+            if self._feature_store is None:
+                from mlcycle.backends.sagemaker.featurestore import SageMakerFeatureStoreBackend
+
+                self._feature_store = SageMakerFeatureStoreBackend(self)
+            return self._feature_store
 
     def client(self, service: str) -> Any:
         """Return this backend's boto3 client for ``service``, created on first use.

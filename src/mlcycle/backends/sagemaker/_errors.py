@@ -17,21 +17,37 @@ from mlcycle.errors import (
     BackendError,
     ConfigurationError,
     InvalidStateError,
+    JobFailedError,
     MlcycleError,
     NotFoundError,
     SpecValidationError,
     TransientBackendError,
 )
 
-__all__ = ["translate", "translated"]
+__all__ = ["translate", "translate_code", "translate_query_failure", "translated"]
 
 BACKEND = "sagemaker"
 
-_NOT_FOUND = {"ResourceNotFound", "ResourceNotFoundException", "NoSuchKey", "NoSuchBucket", "404"}
-_EXISTS = {"ResourceInUse", "BucketAlreadyOwnedByYou", "ConflictException"}
+_NOT_FOUND = {
+    "ResourceNotFound",
+    "ResourceNotFoundException",
+    "NoSuchKey",
+    "NoSuchBucket",
+    "EntityNotFoundException",  # Glue
+    "404",
+}
+_EXISTS = {
+    "ResourceInUse",
+    "BucketAlreadyOwnedByYou",
+    "ConflictException",
+    "AlreadyExistsException",  # Glue
+}
+# "ValidationError" is the feature-store runtime's spelling; Athena says "InvalidRequestException".
+_INVALID = {"ValidationException", "ValidationError", "InvalidRequestException"}
 _DENIED = {
     "AccessDenied",
     "AccessDeniedException",
+    "AccessForbidden",  # feature-store runtime
     "UnrecognizedClientException",
     "InvalidClientTokenId",
     "ExpiredToken",
@@ -52,6 +68,16 @@ _TRANSIENT = {
 }
 _NOT_FOUND_TEXT = re.compile(r"(not found|does not exist|could not find|cannot find)", re.I)
 _EXISTS_TEXT = re.compile(r"(already exists|cannot create a duplicate)", re.I)
+_STATE_TEXT = re.compile(r"\b(status|state)\b", re.I)
+# Athena's reasons for queries that are wrong, as opposed to queries that failed.
+_QUERY_FAULT = re.compile(
+    r"^(SYNTAX_ERROR|COLUMN_NOT_FOUND|TABLE_NOT_FOUND|FUNCTION_NOT_FOUND|SCHEMA_NOT_FOUND|"
+    r"TYPE_MISMATCH|AMBIGUOUS_NAME|DUPLICATE_COLUMN_NAME|MISSING_\w+|INVALID_\w+|"
+    r"NOT_SUPPORTED|MISMATCHED_COLUMN_ALIASES)\b"
+)
+_QUERY_DENIED = re.compile(r"(access denied|insufficient (lake formation )?permissions)", re.I)
+#: Athena's ``AthenaError.ErrorCategory`` of an error in the query itself.
+ATHENA_USER_ERROR = 2
 
 
 def translate(exc: BaseException, *, kind: str = "resource", name: str = "") -> MlcycleError:
@@ -73,24 +99,14 @@ def translate(exc: BaseException, *, kind: str = "resource", name: str = "") -> 
 
     if isinstance(exc, bce.ClientError):
         error = exc.response.get("Error", {})
-        code = str(error.get("Code", ""))
-        message = str(error.get("Message", "")) or str(exc)
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        if code in _NOT_FOUND or (
-            code == "ValidationException" and _NOT_FOUND_TEXT.search(message)
-        ):
-            return NotFoundError(f"{kind} {name!r} not found: {message}", kind=kind, name=name)
-        if code in _EXISTS or _EXISTS_TEXT.search(message):
-            return AlreadyExistsError(f"{kind} {name!r} exists already", kind=kind, name=name)
-        if code in _DENIED:
-            return AccessDeniedError(f"AWS refused access: {message}", backend=BACKEND, code=code)
-        if code in _TRANSIENT or (isinstance(status, int) and status >= 500):
-            return TransientBackendError(f"AWS failed: {message}", backend=BACKEND, code=code)
-        if code == "ValidationException":
-            if "status" in message.lower() or "state" in message.lower():
-                return InvalidStateError(f"{kind} {name!r}: {message}")
-            return SpecValidationError(f"AWS rejected the request: {message}")
-        return BackendError(f"AWS error {code}: {message}", backend=BACKEND, code=code)
+        return translate_code(
+            str(error.get("Code", "")),
+            str(error.get("Message", "")) or str(exc),
+            status=status,
+            kind=kind,
+            name=name,
+        )
     if isinstance(exc, bce.NoRegionError):
         return ConfigurationError("no AWS region: use sagemaker://REGION?bucket=...")
     if isinstance(exc, bce.NoCredentialsError | bce.PartialCredentialsError):
@@ -98,6 +114,89 @@ def translate(exc: BaseException, *, kind: str = "resource", name: str = "") -> 
     if isinstance(exc, bce.EndpointConnectionError | bce.ConnectionError):
         return TransientBackendError("cannot reach AWS", backend=BACKEND, code="Connection")
     return BackendError(f"AWS client error: {type(exc).__name__}", backend=BACKEND)
+
+
+def translate_code(
+    code: str,
+    message: str,
+    *,
+    status: int | None = None,
+    kind: str = "resource",
+    name: str = "",
+) -> MlcycleError:
+    """Return the mlcycle error for an AWS error code and message.
+
+    :func:`translate` uses it for a ``ClientError``; batch APIs that report failures per item
+    in a successful response (``BatchGetRecord``'s ``Errors``) use it directly.
+
+    Parameters
+    ----------
+    code : str
+        AWS's error code (``"ResourceNotFound"``, ``"ValidationError"``, ...).
+    message : str
+        AWS's error message.
+    status : int, optional
+        The HTTP status of the response.
+    kind, name : str
+        The resource being worked on.
+
+    Returns
+    -------
+    MlcycleError
+    """
+    if code in _NOT_FOUND or (code in _INVALID and _NOT_FOUND_TEXT.search(message)):
+        return NotFoundError(f"{kind} {name!r} not found: {message}", kind=kind, name=name)
+    if code in _EXISTS or _EXISTS_TEXT.search(message):
+        return AlreadyExistsError(f"{kind} {name!r} exists already", kind=kind, name=name)
+    if code in _DENIED:
+        return AccessDeniedError(f"AWS refused access: {message}", backend=BACKEND, code=code)
+    if code in _TRANSIENT or (isinstance(status, int) and status >= 500):
+        return TransientBackendError(f"AWS failed: {message}", backend=BACKEND, code=code)
+    if code in _INVALID:
+        if code != "InvalidRequestException" and _STATE_TEXT.search(message):
+            return InvalidStateError(f"{kind} {name!r}: {message}")
+        return SpecValidationError(f"AWS rejected the request: {message}")
+    return BackendError(f"AWS error {code}: {message}", backend=BACKEND, code=code)
+
+
+def translate_query_failure(query_id: str, state: str, status: dict[str, object]) -> MlcycleError:
+    """Return the mlcycle error for an Athena query that ended ``FAILED`` or ``CANCELLED``.
+
+    Parameters
+    ----------
+    query_id : str
+        The query execution id.
+    state : str
+        The final state.
+    status : dict
+        ``QueryExecution.Status`` from ``GetQueryExecution``.
+
+    Returns
+    -------
+    MlcycleError
+        :class:`~mlcycle.errors.SpecValidationError` (``field="sql"``) for a query that is
+        wrong (Athena's user-error category, or a reason such as ``SYNTAX_ERROR`` or
+        ``COLUMN_NOT_FOUND``); :class:`~mlcycle.errors.AccessDeniedError` when Athena was
+        refused access; :class:`~mlcycle.errors.JobFailedError` otherwise, with Athena's reason
+        as ``reason`` and the query id as ``job``.
+    """
+    reason = str(status.get("StateChangeReason") or state.lower())
+    error = status.get("AthenaError")
+    details = error if isinstance(error, dict) else {}
+    if state == "FAILED" and _QUERY_DENIED.search(reason):
+        return AccessDeniedError(
+            f"Athena query {query_id} was refused access: {reason}",
+            backend=BACKEND,
+            code="AthenaAccessDenied",
+        )
+    category = details.get("ErrorCategory")
+    if state == "FAILED" and (
+        category == ATHENA_USER_ERROR or (category is None and _QUERY_FAULT.match(reason))
+    ):
+        return SpecValidationError(f"Athena rejected query {query_id}: {reason}", field="sql")
+    if details.get("ErrorType") is not None:
+        reason = f"{reason} (error type {details['ErrorType']})"
+    return JobFailedError(f"Athena query {query_id} {state}: {reason}", job=query_id, reason=reason)
 
 
 @contextlib.contextmanager
