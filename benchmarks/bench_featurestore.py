@@ -34,9 +34,11 @@ ingested into a fresh local workspace, then:
 The four builds run in fresh interpreters, interleaved, 5 times (1 at 10M unless
 ``--repeat``); the time shown is the fastest run (the one least disturbed by other work on the
 machine; the median and every run are printed too), and ``peak_MB`` (``ru_maxrss``) is the
-largest of that build's peaks, imports included. The four results are checked to hold the
-same rows (count and column sums). Nothing is asserted;
-the figures are printed and written to ``benchmarks/results/bench_featurestore.json``.
+largest of that build's peaks, imports included; the CPU time (user + system, least of the
+runs) is printed as well, being far less disturbed by other work than wall time on a small
+shared machine. The four results are checked to hold the same rows (count and column sums).
+Nothing is asserted; the figures are printed and written to
+``benchmarks/results/bench_featurestore.json``.
 Workspaces go to ``benchmarks/results/featurestore/`` (gitignored).
 
 Run from the repository root::
@@ -77,6 +79,11 @@ CATALOGUE = 1_575_158_400.0
 
 def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def make_tables(rows: int, seed: int = 0) -> dict[str, Any]:
@@ -179,10 +186,12 @@ def run_pit(rows: int, ordered: bool = True) -> dict[str, Any]:
     import_mb = _peak_mb()
     with FeatureStore(str(workspace(rows))) as store:
         t = time.perf_counter()
+        cpu = _cpu_s()
         built = store.training_set("ratings").join("tracks").join("prefs").ordered(ordered)
         table = built.to_arrow()
         seconds = time.perf_counter() - t
-    return {"seconds": seconds, "peak_mb": _peak_mb(), "import_mb": import_mb,
+        cpu = _cpu_s() - cpu
+    return {"seconds": seconds, "cpu_s": cpu, "peak_mb": _peak_mb(), "import_mb": import_mb,
             **_digest(table)}
 
 
@@ -196,6 +205,7 @@ def run_hand(rows: int, ordered: bool = False) -> dict[str, Any]:
     backend = LocalBackend(workspace(rows))
     fs = backend.feature_store
     t = time.perf_counter()
+    cpu = _cpu_s()
     files = {name: "[" + ", ".join(sql_literal(str(p)) for p in fs.committed_files(name)) + "]"
              for name in ("ratings", "tracks", "prefs")}
     con = duckdb.connect()
@@ -216,9 +226,10 @@ def run_hand(rows: int, ordered: bool = False) -> dict[str, Any]:
         query += ' ORDER BY r."EventTime", r."ratingEventId"'
     table = con.sql(query).to_arrow_table()
     seconds = time.perf_counter() - t
+    cpu = _cpu_s() - cpu
     con.close()
     backend.close()
-    return {"seconds": seconds, "peak_mb": _peak_mb(), "import_mb": import_mb,
+    return {"seconds": seconds, "cpu_s": cpu, "peak_mb": _peak_mb(), "import_mb": import_mb,
             **_digest(table)}
 
 
@@ -304,7 +315,7 @@ def bench(rows: int, repeat: int) -> dict[str, Any]:
     for what, results in runs.items():
         secs = [r["seconds"] for r in results]
         summary[what] = {"seconds": min(secs), "median_s": statistics.median(secs),
-                         "all_s": secs,
+                         "all_s": secs, "cpu_s": min(r["cpu_s"] for r in results),
                          "peak_mb": max(r["peak_mb"] for r in results),
                          "import_mb": results[0]["import_mb"],
                          "rows": results[0]["rows"], "sums": results[0]["sums"]}
@@ -312,14 +323,18 @@ def bench(rows: int, repeat: int) -> dict[str, Any]:
     same = len(digests) == 1
     for what in BUILDS:
         s = summary[what]
-        print(f"{LABELS[what]:<30} {s['seconds']:6.2f} s (median {s['median_s']:5.2f})  peak "
-              f"{s['peak_mb']:6.0f} MB (imports {s['import_mb']:.0f} MB)  runs "
-              f"{[round(x, 2) for x in s['all_s']]}", flush=True)
+        print(f"{LABELS[what]:<30} {s['seconds']:6.2f} s (median {s['median_s']:5.2f}, "
+              f"CPU {s['cpu_s']:5.2f} s)  peak {s['peak_mb']:6.0f} MB (imports "
+              f"{s['import_mb']:.0f} MB)  runs {[round(x, 2) for x in s['all_s']]}", flush=True)
     ratio = summary["pit"]["seconds"] / summary["hand_ordered"]["seconds"]
     ratio_unordered = summary["pit_unordered"]["seconds"] / summary["hand"]["seconds"]
     ratio_plain = summary["pit"]["seconds"] / summary["hand"]["seconds"]
     print(f"ratio, same output (ordered): {ratio:.2f}x; unordered: {ratio_unordered:.2f}x; "
           f"ordered vs hand unordered: {ratio_plain:.2f}x; same rows: {same}", flush=True)
+    cpu = {what: summary[what]["cpu_s"] for what in BUILDS}
+    print(f"CPU-time ratios: ordered {cpu['pit'] / cpu['hand_ordered']:.2f}x, unordered "
+          f"{cpu['pit_unordered'] / cpu['hand']:.2f}x, ordered vs hand unordered "
+          f"{cpu['pit'] / cpu['hand']:.2f}x", flush=True)
     print(f"get_record: p50 {online['p50_us']:.1f} us, p99 {online['p99_us']:.1f} us, "
           f"max {online['max_us']:.0f} us over {online['reads']:,} reads; "
           f"batch_get_record(100): p50 {online['batch100_p50_us']:.0f} us", flush=True)

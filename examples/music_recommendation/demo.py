@@ -1,4 +1,4 @@
-"""The music example end to end on the local backend (so far: data, data prep, feature store).
+"""The music example end to end on the local backend: data to a model, a playlist and why.
 
 Run it with ``make demo`` or ``python -m examples.music_recommendation [--scale S]``. It
 
@@ -8,7 +8,11 @@ Run it with ``make demo`` or ``python -m examples.music_recommendation [--scale 
 3. runs the flow on DuckDB and writes its three outputs as Parquet,
 4. writes an HTML report with charts of what it produced,
 5. puts the three feature groups into the feature store (tracks, ratings, and the users' 5-star
-   preferences as a daily time series) and builds the point-in-time training table.
+   preferences as a daily time series) and builds the point-in-time training table,
+6. trains XGBoost with the reference's hyperparameters, validating on the latest ratings, and
+   writes the training report (learning curves, importance, SHAP, rules),
+7. makes a playlist for one user (unrated tracks, scores within 1..5, preferences from the
+   online store) and explains its top track with SHAP.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ from examples.music_recommendation.features import (
     user_5star_daily,
 )
 from examples.music_recommendation.flow import FIVE_STAR_FEATURES, GENRE_COLUMNS, music_flow
+from examples.music_recommendation.playlist import playlist
+from examples.music_recommendation.train import train_music_model
 from mlcycle.featurestore import FeatureStore
 from mlcycle.progress import TerminalProgress
 from mlcycle.reports import HtmlReport, bar_chart, histogram
@@ -118,17 +124,56 @@ def main(argv: Sequence[str] | None = None) -> int:
         header=["userId", *[f"{c}_5star" for c in FIVE_STAR_FEATURES[:8]]],
     )
     path = report.save(out / "dataprep_report.html")
-    print(f"[4/5] report: {path}")
+    print(f"[4/7] report: {path}")
 
     t = time.perf_counter()
     tables["user-5star"] = user_5star_daily(tables["ratings"], tables["tracks"])
     store = FeatureStore(backend)
     written = ingest_feature_groups(store, tables, progress=progress)
     train = training_set(store).to_parquet(out / "training.parquet")
-    print(f"[5/5] feature store ({time.perf_counter() - t:.1f} s):")
+    print(f"[5/7] feature store ({time.perf_counter() - t:.1f} s):")
     for name, (group, result) in written.items():
         print(f"      {name:<16} {result.rows:>9,} rows -> {group.describe().offline_uri}")
     print(f"      training table (point in time) -> {train}")
+
+    import pandas as pd
+
+    t = time.perf_counter()
+    table = pd.read_parquet(train)
+    result = train_music_model(table, backend=backend, progress=progress)
+    training_report = result.job.report(out / "training_report.html")
+    print(f"[6/7] trained {result.job.name} ({time.perf_counter() - t:.1f} s): "
+          f"{result.summary()}")
+    print(f"      training report -> {out / 'training_report.html'} ({training_report})")
+
+    from mlcycle.explain import add_report_section, explain
+
+    t = time.perf_counter()
+    user_id = int(table["userId"].value_counts().idxmax())
+    booster = result.job.model()
+    prefs = store.get("user-5star").get_record(user_id)
+    rated = table.loc[table["userId"] == user_id, "trackId"]
+    top = playlist(booster, features=result.features, preferences=prefs, tracks=tracks,
+                   rated=rated, user_id=user_id)
+    explanation = explain(booster, top[list(result.features)])
+    best = explanation.row(label=top.index[0])
+    explanation.save_analysis(out / "analysis.json")
+    recs = HtmlReport(f"mlcycle music example: a playlist for user {user_id}")
+    recs.paragraph(f"Model {result.job.name}: {result.summary()}.")
+    recs.heading("Top 10 unrated tracks (predicted rating, clipped to 1..5)")
+    recs.table([(i + 1, tid, float(r)) for i, (tid, r)
+                in enumerate(zip(top["trackId"], top["predicted_rating"], strict=True))],
+               header=["#", "trackId", "predicted rating"])
+    add_report_section(recs, explanation, label=top.index[0],
+                       title=f"Why track {top.index[0]} comes first")
+    recs.save(out / "playlist_report.html")
+    print(f"[7/7] playlist for user {user_id} ({time.perf_counter() - t:.1f} s):")
+    for i, (tid, r) in enumerate(zip(top["trackId"], top["predicted_rating"], strict=True)):
+        print(f"      {i + 1:>2}. {tid}  {r:.2f}")
+    reasons = ", ".join(f"{name} {value:+.3f}" for name, value
+                        in list(best.contributions.items())[:3])
+    print(f"      top track explained (SHAP, sums to {best.prediction:.3f}): {reasons}")
+    print(f"      report -> {out / 'playlist_report.html'}; Clarify-style analysis.json")
     print(f"done in {time.perf_counter() - started:.1f} s")
     return 0
 

@@ -19,6 +19,7 @@ from mlcycle.errors import ConfigurationError, MissingDependencyError
 
 if TYPE_CHECKING:  # pragma: no cover
     from mlcycle.backends.sagemaker.featurestore import SageMakerFeatureStoreBackend
+    from mlcycle.backends.sagemaker.training import SageMakerTrainingBackend
 
 __all__ = ["SageMakerBackend"]
 
@@ -55,7 +56,7 @@ class SageMakerBackend(Backend):
 
     scheme: ClassVar[str] = "sagemaker"
     capabilities: ClassVar[frozenset[Capability]] = frozenset(
-        {Capability.ARTIFACTS, Capability.FLOWS, Capability.FEATURE_STORE}
+        {Capability.ARTIFACTS, Capability.FLOWS, Capability.FEATURE_STORE, Capability.TRAINING}
     )
 
     def __init__(
@@ -81,6 +82,7 @@ class SageMakerBackend(Backend):
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
         self._feature_store: SageMakerFeatureStoreBackend | None = None
+        self._training: SageMakerTrainingBackend | None = None
         base = f"{self.prefix}/artifacts" if self.prefix else "artifacts"
         self._artifacts = S3ArtifactStore(lambda: self.client("s3"), bucket=bucket, prefix=base)
 
@@ -128,6 +130,19 @@ class SageMakerBackend(Backend):
 
                 self._feature_store = SageMakerFeatureStoreBackend(self)
             return self._feature_store
+
+    @property
+    def training(self) -> SageMakerTrainingBackend:
+        """SageMaker training jobs, with inputs and job records under ``s3://BUCKET/PREFIX/training``.
+
+        Created on first use; it creates no client until it is used.
+        """
+        with self._lock:
+            if self._training is None:
+                from mlcycle.backends.sagemaker.training import SageMakerTrainingBackend
+
+                self._training = SageMakerTrainingBackend(self)
+            return self._training
 
     def client(self, service: str) -> Any:
         """Return this backend's boto3 client for ``service``, created on first use.

@@ -1,0 +1,529 @@
+"""Training on the sagemaker backend: SageMaker training jobs with the built-in XGBoost container.
+
+How each operation maps to AWS (see ``docs/guide/training_sagemaker.rst``):
+
+* submit: the channels are written to S3 as CSV in the built-in container's format (label in
+  the first column, no header) under ``s3://BUCKET/PREFIX/training/<job>/input/<channel>/``,
+  with a job record (``mlcycle-job.json``: the spec, the features, the output prefix) beside
+  them; then ``CreateTrainingJob`` with the XGBoost 1.7-1 image of the region;
+* state: ``DescribeTrainingJob`` (``TrainingJobStatus``, ``SecondaryStatus``,
+  ``FailureReason``, ``ModelArtifacts``) and the job record;
+* stop: ``StopTrainingJob``;
+* logs and per-round metrics: the job's CloudWatch Logs streams in
+  ``/aws/sagemaker/TrainingJobs``, where the container writes a line per round
+  (``[3]#011train-rmse:0.51234#011validation-rmse:0.60012``); ``FinalMetricDataList`` fills
+  in the final metrics when the logs hold none;
+* the model: SageMaker's ``model.tar.gz`` under the job's output prefix in the artifact store
+  (``<output>/<job>/output/model.tar.gz``), read by :mod:`mlcycle.training.artifact`;
+* listing: ``ListTrainingJobs`` (paginated, newest first); jobs without an mlcycle job record
+  are skipped.
+
+Capture and rules: a spec's :class:`~mlcycle.training.CaptureConfig` becomes a
+``DebugHookConfig`` (the container's Debugger hook writes the tensors under
+``<output>/debug-output``). SageMaker Debugger's managed rule evaluators are closed to new AWS
+customers, so no ``DebugRuleConfigurations`` are sent: the rules are recorded with the job (in
+the job record and a ``mlcycle:rules`` tag) and reported ``InProgress`` while the job runs,
+then ``Error`` with a message that says they were not evaluated. Reading the Debugger hook's
+tensors back (:class:`~mlcycle.training.CaptureReader`) is not implemented for this backend.
+
+Every botocore error becomes an mlcycle error in ``mlcycle.backends.sagemaker._errors``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import re
+import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from mlcycle._logging import logger
+from mlcycle.backends.sagemaker._errors import translated
+from mlcycle.errors import AlreadyExistsError, ConfigurationError, NotFoundError
+from mlcycle.training.backend import (
+    JobStatus,
+    TrainingBackend,
+    TrainingJobInfo,
+    metric_history_from_rows,
+)
+from mlcycle.training.rules import RuleResult, RuleStatus
+from mlcycle.training.spec import TrainingJobSpec
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+    from mlcycle.backends.sagemaker import SageMakerBackend
+    from mlcycle.progress import ProgressCallback
+
+__all__ = [
+    "LOG_GROUP",
+    "XGBOOST_ACCOUNTS",
+    "XGBOOST_VERSION",
+    "SageMakerTrainingBackend",
+    "format_hyperparameters",
+    "parse_log_metrics",
+    "to_csv",
+    "xgboost_image_uri",
+]
+
+#: The version of SageMaker's built-in XGBoost container that jobs run.
+XGBOOST_VERSION = "1.7-1"
+#: The ECR account of the built-in XGBoost container per region, from AWS's published table
+#: (the ``sagemaker`` SDK's ``image_uris`` data for ``xgboost``).
+XGBOOST_ACCOUNTS: Mapping[str, str] = {
+    "af-south-1": "510948584623",
+    "ap-east-1": "651117190479",
+    "ap-northeast-1": "354813040037",
+    "ap-northeast-2": "366743142698",
+    "ap-northeast-3": "867004704886",
+    "ap-south-1": "720646828776",
+    "ap-southeast-1": "121021644041",
+    "ap-southeast-2": "783357654285",
+    "ca-central-1": "341280168497",
+    "eu-central-1": "492215442770",
+    "eu-north-1": "662702820516",
+    "eu-south-1": "978288397137",
+    "eu-west-1": "141502667606",
+    "eu-west-2": "764974769150",
+    "eu-west-3": "659782779980",
+    "me-south-1": "801668240914",
+    "sa-east-1": "737474898029",
+    "us-east-1": "683313688378",
+    "us-east-2": "257758044811",
+    "us-west-1": "746614075791",
+    "us-west-2": "246618743249",
+}
+#: The CloudWatch Logs group of SageMaker training jobs.
+LOG_GROUP = "/aws/sagemaker/TrainingJobs"
+#: The tag naming the rules recorded with a job.
+RULES_TAG = "mlcycle:rules"
+_KIND = "training-job"
+_CHANNELS = ("train", "validation")
+_RECORD = "mlcycle-job.json"
+_ROUND = re.compile(r"^\[(\d+)\]")
+_METRIC = re.compile(r"(train|validation)-([\w@.\-]+?):(-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+                     r"|nan|-?inf)(?=\s|#011|$)")
+_FINAL_METRIC = re.compile(r"^(train|validation):(.+)$")
+_RULES_NOT_EVALUATED = ("not evaluated: SageMaker Debugger's managed rule evaluators are closed "
+                        "to new AWS customers; see docs/guide/training_sagemaker.rst")
+
+
+def xgboost_image_uri(region: str) -> str:
+    """Return the URI of the built-in XGBoost container image for ``region``.
+
+    Raises
+    ------
+    ConfigurationError
+        If the region is not in :data:`XGBOOST_ACCOUNTS`.
+
+    Examples
+    --------
+    >>> xgboost_image_uri("us-east-1")
+    '683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1'
+    """
+    account = XGBOOST_ACCOUNTS.get(region)
+    if account is None:
+        raise ConfigurationError(
+            f"no built-in XGBoost {XGBOOST_VERSION} image is known for region {region!r}; "
+            f"known: {', '.join(sorted(XGBOOST_ACCOUNTS))}")
+    return f"{account}.dkr.ecr.{region}.amazonaws.com/sagemaker-xgboost:{XGBOOST_VERSION}"
+
+
+def format_hyperparameters(hyperparameters: Mapping[str, Any]) -> dict[str, str]:
+    """Write hyperparameters as the container takes them: every value a string.
+
+    Examples
+    --------
+    >>> format_hyperparameters({"num_round": 5, "eta": 0.3, "eval_metric": ("rmse", "mae")})
+    {'num_round': '5', 'eta': '0.3', 'eval_metric': 'rmse,mae'}
+    """
+    out: dict[str, str] = {}
+    for name, value in hyperparameters.items():
+        if isinstance(value, bool):
+            out[name] = "true" if value else "false"
+        elif isinstance(value, tuple | list):
+            out[name] = ",".join(str(v) for v in value)
+        else:
+            out[name] = str(value)
+    return out
+
+
+def to_csv(frame: pd.DataFrame, *, label: str, features: tuple[str, ...]) -> bytes:
+    r"""Write a channel as the built-in container reads CSV: the label first, no header.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> to_csv(pd.DataFrame({"x": [1.5, 2.0], "y": [0, 1]}), label="y", features=("x",))
+    b'0,1.5\n1,2.0\n'
+    """
+    buffer = io.StringIO()
+    frame[[label, *features]].to_csv(buffer, header=False, index=False, lineterminator="\n")
+    return buffer.getvalue().encode()
+
+
+def parse_log_metrics(lines: list[str]) -> list[tuple[str, int, float]]:
+    """Read ``(metric, round, value)`` rows from the container's per-round log lines.
+
+    Examples
+    --------
+    >>> parse_log_metrics(["[0]#011train-rmse:1.50000#011validation-rmse:1.60000", "other"])
+    [('train-rmse', 0, 1.5), ('validation-rmse', 0, 1.6)]
+    """
+    rows = []
+    for line in lines:
+        found = _ROUND.match(line.strip())
+        if found is None:
+            continue
+        step = int(found.group(1))
+        for channel, metric, value in _METRIC.findall(line):
+            rows.append((f"{channel}-{metric}", step, float(value)))
+    return rows
+
+
+def _history(lines: list[str]) -> dict[str, list[tuple[int, float]]]:
+    # with several instances every host may log the same rounds: keep the first value of each
+    seen: dict[tuple[str, int], float] = {}
+    for metric, step, value in parse_log_metrics(lines):
+        seen.setdefault((metric, step), value)
+    return metric_history_from_rows((m, s, v) for (m, s), v in seen.items())
+
+
+def _utc(value: dt.datetime | None) -> dt.datetime | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC)
+
+
+class SageMakerTrainingBackend(TrainingBackend):
+    """SageMaker training jobs for a :class:`~mlcycle.backends.sagemaker.SageMakerBackend`.
+
+    Parameters
+    ----------
+    backend : mlcycle.backends.sagemaker.SageMakerBackend
+        The backend whose clients, bucket, prefix and role the jobs use.
+    sleep : callable
+        ``sleep(seconds)``, used by :meth:`wait_for_job` (inject a fake one in tests).
+    clock : callable
+        Monotonic seconds.
+    """
+
+    def __init__(
+        self,
+        backend: SageMakerBackend,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._backend = backend
+        self._sleep = sleep
+        self._clock = clock
+        # logs of ended jobs do not change; keep them so polling never rereads them
+        self._ended_logs: dict[str, list[str]] = {}
+
+    # -- places ------------------------------------------------------------------------------
+    def _job_prefix(self, name: str) -> str:
+        base = self._backend.prefix
+        return f"{base}/training/{name}" if base else f"training/{name}"
+
+    def _sagemaker(self) -> Any:
+        return self._backend.client("sagemaker")
+
+    def _s3(self) -> Any:
+        return self._backend.client("s3")
+
+    def _artifact_key(self, uri: str) -> str | None:
+        """The artifact key of an ``s3://`` URI inside the artifact store, else None."""
+        artifacts = self._backend.artifacts
+        base = artifacts.uri("x")[:-1]
+        return uri[len(base):] if uri.startswith(base) and len(uri) > len(base) else None
+
+    # -- submitting --------------------------------------------------------------------------
+    def create_job(
+        self,
+        name: str,
+        spec: TrainingJobSpec,
+        *,
+        train: pd.DataFrame,
+        validation: pd.DataFrame | None,
+        progress: ProgressCallback | None = None,
+    ) -> TrainingJobInfo:
+        """Upload the channels and the job record, then call ``CreateTrainingJob``.
+
+        ``progress`` is not called: the job runs on SageMaker.
+
+        Raises
+        ------
+        ConfigurationError
+            If the backend has no role, or the region has no known XGBoost image.
+        AlreadyExistsError
+            If a training job of that name exists.
+        """
+        backend = self._backend
+        if not backend.role:
+            raise ConfigurationError(
+                "SageMaker training needs an IAM role: "
+                "sagemaker://REGION?bucket=...&role=arn:aws:iam::ACCOUNT:role/NAME")
+        image = xgboost_image_uri(backend.region)
+        if self._exists(name):
+            raise AlreadyExistsError(f"{_KIND} {name!r} exists already", kind=_KIND, name=name)
+        features = tuple(spec.features or ())
+        output_prefix = spec.output or f"training/{name}"
+        capture_prefix = (f"{output_prefix}/debug-output"
+                          if spec.capture is not None or spec.rules else None)
+        job_prefix = self._job_prefix(name)
+        channels = []
+        with translated(kind=_KIND, name=name):
+            for channel, frame in zip(_CHANNELS, (train, validation), strict=True):
+                if frame is None:
+                    continue
+                key = f"{job_prefix}/input/{channel}/{channel}.csv"
+                self._s3().put_object(Bucket=backend.bucket, Key=key,
+                                      Body=to_csv(frame, label=spec.label, features=features))
+                channels.append({
+                    "ChannelName": channel,
+                    "DataSource": {"S3DataSource": {
+                        "S3DataType": "S3Prefix",
+                        "S3Uri": f"s3://{backend.bucket}/{job_prefix}/input/{channel}/",
+                        "S3DataDistributionType": "FullyReplicated",
+                    }},
+                    "ContentType": "text/csv",
+                })
+            record = {
+                "spec": spec.to_dict(),
+                "feature_names": list(features),
+                "output_prefix": output_prefix,
+                "capture_prefix": capture_prefix,
+            }
+            self._s3().put_object(Bucket=backend.bucket, Key=f"{job_prefix}/{_RECORD}",
+                                  Body=json.dumps(record, sort_keys=True).encode())
+            request = self._create_request(name, spec, image=image, channels=channels,
+                                           output_prefix=output_prefix,
+                                           capture_prefix=capture_prefix)
+            self._sagemaker().create_training_job(**request)
+        logger.info("created SageMaker training job %s (%s)", name, image)
+        return self.describe_job(name)
+
+    def _create_request(
+        self,
+        name: str,
+        spec: TrainingJobSpec,
+        *,
+        image: str,
+        channels: list[dict[str, Any]],
+        output_prefix: str,
+        capture_prefix: str | None,
+    ) -> dict[str, Any]:
+        artifacts = self._backend.artifacts
+        resources = spec.resources
+        request: dict[str, Any] = {
+            "TrainingJobName": name,
+            "AlgorithmSpecification": {"TrainingImage": image, "TrainingInputMode": "File"},
+            "RoleArn": self._backend.role,
+            "InputDataConfig": channels,
+            "HyperParameters": format_hyperparameters(spec.hyperparameters),
+            "OutputDataConfig": {"S3OutputPath": artifacts.uri(output_prefix)},
+            "ResourceConfig": {
+                "InstanceType": resources.instance_type,
+                "InstanceCount": resources.instance_count,
+                "VolumeSizeInGB": resources.volume_size_gb,
+            },
+            "StoppingCondition": {"MaxRuntimeInSeconds": resources.max_runtime_s},
+            "Tags": [{"Key": "mlcycle:job-record",
+                      "Value": f"s3://{self._backend.bucket}/{self._job_prefix(name)}/{_RECORD}"[
+                          :256]}],
+        }
+        if capture_prefix is not None:
+            interval = spec.capture.save_interval if spec.capture is not None else 10
+            request["DebugHookConfig"] = {
+                "S3OutputPath": artifacts.uri(capture_prefix),
+                "CollectionConfigurations": [
+                    {"CollectionName": collection,
+                     "CollectionParameters": {"save_interval": str(interval)}}
+                    for collection in spec.stream_collections()
+                ],
+            }
+        if spec.rules:
+            request["Tags"].append(
+                {"Key": RULES_TAG, "Value": ",".join(r.name for r in spec.rules)[:256]})
+        return request
+
+    # -- reading -----------------------------------------------------------------------------
+    def _describe_raw(self, name: str) -> dict[str, Any]:
+        # moto answers ValidationException "Could not find ..." for a missing job where AWS
+        # answers ResourceNotFound; _errors translates both to NotFoundError
+        with translated(kind=_KIND, name=name):
+            return self._sagemaker().describe_training_job(  # type: ignore[no-any-return]
+                TrainingJobName=name)
+
+    def _exists(self, name: str) -> bool:
+        try:
+            self._describe_raw(name)
+        except NotFoundError:
+            return False
+        return True
+
+    def _record(self, name: str) -> dict[str, Any]:
+        key = f"{self._job_prefix(name)}/{_RECORD}"
+        try:
+            with translated(kind=_KIND, name=name):
+                body = self._s3().get_object(Bucket=self._backend.bucket, Key=key)["Body"]
+                return json.loads(body.read())  # type: ignore[no-any-return]
+        except NotFoundError:
+            raise NotFoundError(f"{_KIND} {name!r} was not created by mlcycle (no job record "
+                                f"at s3://{self._backend.bucket}/{key})", kind=_KIND,
+                                name=name) from None
+
+    def _info(self, raw: Mapping[str, Any], record: Mapping[str, Any]) -> TrainingJobInfo:
+        name = raw["TrainingJobName"]
+        status = JobStatus(raw["TrainingJobStatus"])
+        spec = TrainingJobSpec.from_dict(record["spec"])
+        rounds = 0
+        final: dict[str, float] = {}
+        if status.is_terminal:
+            history = _history(self._lines(name, True))
+            final = {metric: values[-1][1] for metric, values in history.items() if values}
+            rounds = 1 + max((values[-1][0] for values in history.values() if values),
+                             default=-1)
+        if not final:
+            for item in raw.get("FinalMetricDataList", ()):
+                found = _FINAL_METRIC.match(str(item.get("MetricName", "")))
+                if found is not None and found.group(2) != "progress":
+                    final[f"{found.group(1)}-{found.group(2)}"] = float(item["Value"])
+        stopped_by = stop_reason = None
+        if status in {JobStatus.STOPPING, JobStatus.STOPPED}:
+            secondary = raw.get("SecondaryStatus")
+            stopped_by = "max_runtime" if secondary == "MaxRuntimeExceeded" else "user"
+            transitions = raw.get("SecondaryStatusTransitions") or [{}]
+            stop_reason = transitions[-1].get("StatusMessage") or str(secondary or "Stopped")
+        model_key = model_uri = None
+        s3_model = (raw.get("ModelArtifacts") or {}).get("S3ModelArtifacts")
+        if status in {JobStatus.COMPLETED, JobStatus.STOPPED} and s3_model:
+            key = self._artifact_key(s3_model)
+            if key is not None and self._backend.artifacts.exists(key):
+                model_key, model_uri = key, s3_model
+        ended = _utc(raw.get("TrainingEndTime")) if status.is_terminal else None
+        return TrainingJobInfo(
+            name=name,
+            status=status,
+            spec=spec,
+            created_at=_utc(raw["CreationTime"]),
+            started_at=_utc(raw.get("TrainingStartTime")),
+            ended_at=ended,
+            rounds=rounds,
+            final_metrics=final,
+            failure_reason=raw.get("FailureReason") if status is JobStatus.FAILED else None,
+            stop_reason=stop_reason,
+            stopped_by=stopped_by,
+            output_prefix=record["output_prefix"],
+            model_key=model_key,
+            model_uri=model_uri,
+            capture_prefix=record.get("capture_prefix"),
+            feature_names=record.get("feature_names", ()),
+            rule_results=[self._rule_result(rule.name, rule.kind, status)
+                          for rule in spec.rules],
+        )
+
+    @staticmethod
+    def _rule_result(name: str, kind: str, status: JobStatus) -> RuleResult:
+        if status.is_terminal:
+            return RuleResult(name=name, kind=kind, status=RuleStatus.ERROR,
+                              message=_RULES_NOT_EVALUATED)
+        return RuleResult(name=name, kind=kind, status=RuleStatus.IN_PROGRESS)
+
+    def describe_job(self, name: str) -> TrainingJobInfo:
+        """Return the job's state from ``DescribeTrainingJob`` and its job record."""
+        raw = self._describe_raw(name)
+        return self._info(raw, self._record(name))
+
+    def list_jobs(self) -> Iterator[TrainingJobInfo]:
+        """Iterate over the jobs mlcycle created, newest first (``ListTrainingJobs``)."""
+        with translated(kind=_KIND):
+            pages = self._sagemaker().get_paginator("list_training_jobs").paginate(
+                SortBy="CreationTime", SortOrder="Descending")
+            summaries = [s for page in pages for s in page.get("TrainingJobSummaries", [])]
+        infos = []
+        for summary in summaries:
+            try:
+                infos.append(self.describe_job(summary["TrainingJobName"]))
+            except NotFoundError:
+                continue  # deleted meanwhile, or not an mlcycle job
+        # sorted again by the described creation time (moto's summaries carry the time of the
+        # listing call, not of the job)
+        infos.sort(key=lambda i: (i.created_at, i.name), reverse=True)
+        yield from infos
+
+    def stop_job(self, name: str) -> None:
+        """Call ``StopTrainingJob`` unless the job has ended."""
+        raw = self._describe_raw(name)
+        if JobStatus(raw["TrainingJobStatus"]) is not JobStatus.IN_PROGRESS:
+            return
+        with translated(kind=_KIND, name=name):
+            self._sagemaker().stop_training_job(TrainingJobName=name)
+        logger.info("asked SageMaker to stop training job %s", name)
+
+    def _logs(self, name: str) -> list[str]:
+        if name in self._ended_logs:
+            return self._ended_logs[name]
+        logs = self._backend.client("logs")
+        lines: list[str] = []
+        try:
+            with translated(kind=_KIND, name=name):
+                streams = []
+                pages = logs.get_paginator("describe_log_streams").paginate(
+                    logGroupName=LOG_GROUP, logStreamNamePrefix=f"{name}/")
+                for page in pages:
+                    streams.extend(s["logStreamName"] for s in page.get("logStreams", []))
+                for stream in sorted(streams):
+                    token = None
+                    while True:
+                        kwargs: dict[str, Any] = {"logGroupName": LOG_GROUP,
+                                                  "logStreamName": stream, "startFromHead": True}
+                        if token is not None:
+                            kwargs["nextToken"] = token
+                        answer = logs.get_log_events(**kwargs)
+                        lines.extend(str(e["message"]) for e in answer.get("events", []))
+                        if not answer.get("events") or answer.get("nextForwardToken") == token:
+                            break
+                        token = answer.get("nextForwardToken")
+        except NotFoundError:
+            return []  # no log group or stream yet
+        return lines
+
+    def _lines(self, name: str, ended: bool) -> list[str]:
+        lines = self._logs(name)
+        if ended and lines:
+            self._ended_logs[name] = lines
+        return lines
+
+    def read_logs(self, name: str, *, start: int = 0) -> list[str]:
+        """Return the job's CloudWatch log lines from line ``start`` on ([] before any)."""
+        raw = self._describe_raw(name)
+        return self._lines(name, JobStatus(raw["TrainingJobStatus"]).is_terminal)[start:]
+
+    def read_metric_history(self, name: str) -> dict[str, list[tuple[int, float]]]:
+        """Return every metric's ``(round, value)`` pairs, read from the job's log lines."""
+        return _history(self.read_logs(name))
+
+    def wait_for_job(self, name: str, timeout: float) -> None:
+        """Sleep ``timeout`` seconds (SageMaker jobs are polled), with the injected sleep."""
+        del name
+        self._sleep(timeout)
+
+    def model_bytes(self, name: str) -> bytes:
+        """Return the bytes of the job's ``model.tar.gz``.
+
+        Raises
+        ------
+        NotFoundError
+            If the job has no model in place.
+        """
+        info = self.describe_job(name)
+        if info.model_key is None:
+            raise NotFoundError(f"{_KIND} {name!r} has no model.tar.gz", kind="artifact",
+                                name=name)
+        return self._backend.artifacts.get_bytes(info.model_key)
