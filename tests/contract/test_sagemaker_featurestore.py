@@ -77,7 +77,7 @@ def test_the_feature_store_is_a_capability_created_lazily(env):
     assert backend.supports(Capability.FEATURE_STORE)
     fs = backend.feature_store
     assert fs is backend.feature_store
-    assert fs.dialect == "ansi"
+    assert fs.dialect == "athena"
     assert "testing" not in repr(fs)
 
 

@@ -408,11 +408,15 @@ def get_dialect(name: str) -> SQLDialect:
     ConfigurationError
         If there is none.
     """
+    if name == "athena":  # Trino's literals; imported here because athena_sql imports us
+        from mlcycle.featurestore.athena_sql import AthenaDialect
+
+        return AthenaDialect()
     try:
         return DIALECTS[name]()
     except KeyError:
         raise ConfigurationError(
-            f"no SQL dialect {name!r}; known: {sorted(DIALECTS)}"
+            f"no SQL dialect {name!r}; known: {sorted([*DIALECTS, 'athena'])}"
         ) from None
 
 

@@ -279,7 +279,7 @@ class SageMakerFeatureStoreBackend(FeatureStoreBackend):
 
     #: The ``ansi`` strategy of :data:`mlcycle.featurestore.training.DIALECTS`: window
     #: functions and Trino's time functions, which is what Athena runs.
-    dialect: ClassVar[str] = "ansi"
+    dialect: ClassVar[str] = "athena"
 
     def __init__(
         self,
