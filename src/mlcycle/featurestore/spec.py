@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from mlcycle._specs import check_fields
 from mlcycle.errors import SpecValidationError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -332,11 +333,5 @@ class FeatureGroupSpec:
         SpecValidationError
             On unknown or missing fields, or invalid values.
         """
-        known = {f.name for f in attrs.fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise SpecValidationError(f"unknown field(s) {sorted(unknown)}", field=min(unknown))
-        missing = {"name", "record_identifier", "event_time", "features"} - set(data)
-        if missing:
-            raise SpecValidationError(f"missing field(s) {sorted(missing)}", field=min(missing))
+        check_fields(cls, data, required=("name", "record_identifier", "event_time", "features"))
         return cls(**dict(data))

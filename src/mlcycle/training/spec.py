@@ -18,6 +18,7 @@ from typing import Any
 
 import attrs
 
+from mlcycle._specs import check_fields
 from mlcycle.backends.base import validate_key
 from mlcycle.errors import SpecValidationError
 from mlcycle.training.hyperparameters import validate_hyperparameters
@@ -510,13 +511,7 @@ class TrainingJobSpec:
         SpecValidationError
             On unknown or missing fields, or invalid values.
         """
-        known = {f.name for f in attrs.fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise SpecValidationError(f"unknown field(s) {sorted(unknown)}", field=min(unknown))
-        missing = {"hyperparameters", "train", "label"} - set(data)
-        if missing:
-            raise SpecValidationError(f"missing field(s) {sorted(missing)}", field=min(missing))
+        check_fields(cls, data, required=("hyperparameters", "train", "label"))
         values = dict(data)
         values["train"] = TrainingInput.from_dict(values["train"])
         if values.get("validation") is not None:
