@@ -61,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     started = time.perf_counter()
     data = generate(out / "data", scale=args.scale, seed=args.seed, progress=progress)
-    print(f"[1/5] data: {data.n_tracks:,} tracks, {data.n_ratings:,} ratings "
+    print(f"[1/7] data: {data.n_tracks:,} tracks, {data.n_ratings:,} ratings "
           f"({time.perf_counter() - started:.1f} s)")
 
     sources = {"tracks": str(data.tracks_path), "ratings": str(data.ratings_path)}
@@ -71,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     flow.save(out / "music.flow.json")
     (out / "music.flow.svg").write_text(flow.to_svg())
     genres = flow.node("tracks_onehot").categories
-    print(f"[2/5] flow fitted ({time.perf_counter() - t:.2f} s): genres {list(genres)}; "
+    print(f"[2/7] flow fitted ({time.perf_counter() - t:.2f} s): genres {list(genres)}; "
           f"saved to {uri}")
 
     t = time.perf_counter()
@@ -85,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ratings = run.to_pandas("ratings_events")[["Rating", "ts", "EventTime"]]
         tables = {"tracks": run.to_arrow("tracks_features"),
                   "ratings": run.to_arrow("ratings_events")}
-    print(f"[3/5] flow ran ({time.perf_counter() - t:.2f} s):")
+    print(f"[3/7] flow ran ({time.perf_counter() - t:.2f} s):")
     for name, rows, cols, path in summary:
         print(f"      {name:<16} {rows:>9,} rows x {cols:>2} columns -> {path}")
 
