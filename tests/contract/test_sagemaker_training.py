@@ -167,11 +167,6 @@ def backend(sagemaker_backend):
 class TestSageMakerTraining(TrainingContract):
     """The shared contract, on moto with the container simulated (see the module)."""
 
-    @pytest.mark.xfail(strict=True, reason="the built-in container trains on headerless CSV, "
-                       "so its xgboost-model has no feature names (the contract wants them)")
-    def test_model_artifact_is_a_sagemaker_model_tarball(self, backend, tmp_path):
-        super().test_model_artifact_is_a_sagemaker_model_tarball(backend, tmp_path)
-
     @pytest.mark.xfail(strict=True, reason=_NO_STATUS)
     def test_a_failure_inside_training_is_a_failed_job_with_a_reason(self, backend):
         super().test_a_failure_inside_training_is_a_failed_job_with_a_reason(backend)

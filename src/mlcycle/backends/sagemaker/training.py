@@ -36,7 +36,7 @@ import io
 import json
 import re
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from mlcycle._logging import logger
@@ -99,6 +99,7 @@ XGBOOST_ACCOUNTS: Mapping[str, str] = {
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 #: The tag naming the rules recorded with a job.
 RULES_TAG = "mlcycle:rules"
+_NAMED_MODEL = "mlcycle-model.tar.gz"
 _KIND = "training-job"
 _CHANNELS = ("train", "validation")
 _RECORD = "mlcycle-job.json"
@@ -406,6 +407,9 @@ class SageMakerTrainingBackend(TrainingBackend):
             key = self._artifact_key(s3_model)
             if key is not None and self._backend.artifacts.exists(key):
                 model_key, model_uri = key, s3_model
+                named = self._named_model(key, record.get("feature_names", ()))
+                if named is not None:
+                    model_key, model_uri = named, self._backend.artifacts.uri(named)
         ended = _utc(raw.get("TrainingEndTime")) if status.is_terminal else None
         return TrainingJobInfo(
             name=name,
@@ -427,6 +431,36 @@ class SageMakerTrainingBackend(TrainingBackend):
             rule_results=[self._rule_result(rule.name, rule.kind, status)
                           for rule in spec.rules],
         )
+
+    def _named_model(self, key: str, feature_names: Sequence[str]) -> str | None:
+        """Return the key of the job's model with its feature names, repacked once.
+
+        The built-in container trains on headerless CSV, so its ``xgboost-model`` has no
+        feature names. mlcycle wrote the CSV and knows them: beside the container's archive it
+        writes ``mlcycle-model.tar.gz``, the same trees with the names (XGBoost JSON), and that
+        is the job's model from then on. Returns None if there is nothing to add.
+        """
+        import xgboost
+
+        from mlcycle.training.artifact import build_model_tarball, read_model_tarball
+
+        if not feature_names:
+            return None
+        named = f"{key.rsplit('/', 1)[0]}/{_NAMED_MODEL}"
+        if self._backend.artifacts.exists(named):
+            return named
+        artifact = read_model_tarball(self._backend.artifacts.get_bytes(key))
+        if artifact.feature_names:
+            return None
+        booster = xgboost.Booster()
+        booster.load_model(bytearray(artifact.model))
+        if booster.num_features() != len(feature_names):
+            return None
+        booster.feature_names = list(feature_names)
+        self._backend.artifacts.put_bytes(
+            named, build_model_tarball(booster, metadata={"source": key})
+        )
+        return named
 
     @staticmethod
     def _rule_result(name: str, kind: str, status: JobStatus) -> RuleResult:
