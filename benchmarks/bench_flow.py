@@ -153,7 +153,7 @@ def _run_mlcycle(scale: float, *, to_frames: bool) -> dict[str, Any]:
     with flow.run(sources) as run:
         phases["plan"] = time.perf_counter() - t
         con = getattr(run, "_con", None) or duckdb.connect()
-        threads = int(con.execute("SELECT current_setting('threads')").fetchone()[0])
+        threads = int(con.execute("SELECT current_setting('threads')").fetchall()[0][0])
         for name in OUTPUTS:
             t = time.perf_counter()
             if to_frames:
