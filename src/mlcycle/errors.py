@@ -11,6 +11,7 @@ type and on the keyword-only structured fields, never on the message text::
     ├── NotFoundError (LookupError)             .kind, .name
     ├── AlreadyExistsError                      .kind, .name
     ├── InvalidStateError                       .state
+    │   └── PromotionRefusedError               .hook, .reason
     ├── UnsupportedOperationError (NotImplementedError)   .backend, .capability
     ├── JobError                                .job
     │   ├── JobFailedError                      .reason
@@ -37,6 +38,7 @@ __all__ = [
     "MissingDependencyError",
     "MlcycleError",
     "NotFoundError",
+    "PromotionRefusedError",
     "SpecValidationError",
     "TransientBackendError",
     "UnknownBackendError",
@@ -164,6 +166,29 @@ class InvalidStateError(MlcycleError):
     def __init__(self, message: str, *, state: str | None = None) -> None:
         super().__init__(message)
         self.state = state
+
+
+class PromotionRefusedError(InvalidStateError):
+    """A promotion hook refused to approve a model version or point an alias at it.
+
+    Parameters
+    ----------
+    message : str
+        What went wrong.
+    hook : str
+        The name of the hook that refused.
+    reason : str
+        The hook's reason (for example ``"validation-rmse 0.91 > 0.80"``).
+    state : str, optional
+        The version's approval status, unchanged.
+    """
+
+    def __init__(
+        self, message: str, *, hook: str, reason: str, state: str | None = None
+    ) -> None:
+        super().__init__(message, state=state)
+        self.hook = hook
+        self.reason = reason
 
 
 class UnsupportedOperationError(MlcycleError, NotImplementedError):

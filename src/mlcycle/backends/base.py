@@ -19,6 +19,8 @@ from mlcycle.errors import SpecValidationError, UnsupportedOperationError
 
 if TYPE_CHECKING:  # pragma: no cover
     from mlcycle.featurestore.backend import FeatureStoreBackend
+    from mlcycle.lineage.backend import LineageBackend
+    from mlcycle.registry.backend import RegistryBackend
     from mlcycle.training.backend import TrainingBackend
 
 __all__ = ["ArtifactStore", "Backend", "Capability", "validate_key"]
@@ -37,6 +39,10 @@ class Capability(enum.StrEnum):
     FEATURE_STORE = "feature-store"
     #: Train XGBoost jobs with capture and rules (``mlcycle.training``).
     TRAINING = "training"
+    #: Record and query lineage (``mlcycle.lineage``).
+    LINEAGE = "lineage"
+    #: A model registry with approval and aliases (``mlcycle.registry``).
+    REGISTRY = "registry"
 
 
 _KEY_RE = re.compile(r"^[A-Za-z0-9_.=+\-]+(/[A-Za-z0-9_.=+\-]+)*$")
@@ -187,6 +193,30 @@ class Backend(abc.ABC):
             If this backend cannot train.
         """
         self.require(Capability.TRAINING)
+        raise NotImplementedError  # pragma: no cover - a backend with the capability overrides
+
+    @property
+    def lineage(self) -> LineageBackend:
+        """The lineage backend.
+
+        Raises
+        ------
+        UnsupportedOperationError
+            If this backend does not record lineage.
+        """
+        self.require(Capability.LINEAGE)
+        raise NotImplementedError  # pragma: no cover - a backend with the capability overrides
+
+    @property
+    def registry(self) -> RegistryBackend:
+        """The model registry backend.
+
+        Raises
+        ------
+        UnsupportedOperationError
+            If this backend has no registry.
+        """
+        self.require(Capability.REGISTRY)
         raise NotImplementedError  # pragma: no cover - a backend with the capability overrides
 
     def close(self) -> None:  # noqa: B027 - optional hook, a no-op by default

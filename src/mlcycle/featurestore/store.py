@@ -197,6 +197,9 @@ class FeatureStore:
         info = self._store.create_group(spec)
         logger.info("feature group %r created (%d features, online=%s, offline=%s, ttl=%s)",
                     spec.name, len(spec.features), spec.online, spec.offline, spec.ttl)
+        from mlcycle.lineage.record import record_feature_group
+
+        record_feature_group(self.backend, info)
         return FeatureGroup(self, info)
 
     def get(self, name: str) -> FeatureGroup:
@@ -489,6 +492,9 @@ class FeatureGroup:
         seconds = time.perf_counter() - started
         logger.info("ingested %d rows into %r in %.2f s (%d online records changed)",
                     result.rows, spec.name, seconds, result.online_updated)
+        from mlcycle.lineage.record import record_ingest
+
+        record_ingest(self._store.backend, self.info, data, rows=result.rows)
         return result
 
     def delete_record(
@@ -806,8 +812,7 @@ class TrainingSet:
         return training_sql(self._spec, groups=groups, base_columns=columns,
                             dialect=get_dialect(self._store._store.dialect))
 
-    def to_arrow(self) -> pa.Table:
-        """Build the training set as a pyarrow Table."""
+    def _build(self) -> pa.Table:
         started = time.perf_counter()
         groups, columns = self._resolve()
         sql = training_sql(self._spec, groups=groups, base_columns=columns,
@@ -823,27 +828,54 @@ class TrainingSet:
                     table.num_columns, time.perf_counter() - started)
         return table
 
+    def _record(self, *, table: pa.Table | None = None, path: Path | None = None) -> str | None:
+        from mlcycle.lineage.record import record_training_set
+
+        groups = [j.group for j in self._spec.joins]
+        if self._spec.base is not None:
+            groups.insert(0, self._spec.base)
+        as_of = self._spec.as_of
+        return record_training_set(
+            self._store.backend, dict.fromkeys(groups), base=self._base, table=table,
+            path=path, properties={"as_of": as_of.isoformat()} if as_of else None)
+
+    def to_arrow(self) -> pa.Table:
+        """Build the training set as a pyarrow Table.
+
+        On a backend that records lineage, the table is recorded as a ``DataSet`` the joined
+        feature groups contributed to, and carries its lineage ARN in its schema metadata.
+        """
+        table = self._build()
+        from mlcycle.lineage.record import attach_arn
+
+        return attach_arn(table, self._record(table=table))
+
     def to_dataframe(self) -> pd.DataFrame:
-        """Build the training set as a pandas DataFrame."""
-        return self.to_arrow().to_pandas()
+        """Build the training set as a pandas DataFrame (see :meth:`to_arrow`)."""
+        from mlcycle.lineage.record import attach_arn, carried_arn
+
+        table = self.to_arrow()
+        return attach_arn(table.to_pandas(), carried_arn(table))
 
     def to_parquet(self, path: str | os.PathLike[str]) -> Path:
         """Build the training set into a Parquet file (written atomically); return its path."""
         import pyarrow.parquet as pq
 
-        table = self.to_arrow()
+        table = self._build()
         target = Path(path)
         with atomic_path(target, suffix=".parquet") as tmp:
             pq.write_table(table, tmp, compression="zstd")
+        self._record(path=target)
         return target
 
     def to_csv(self, path: str | os.PathLike[str]) -> Path:
         """Build the training set into a CSV file with a header (written atomically)."""
         import pyarrow.csv as pcsv
 
-        table = self.to_arrow()
+        table = self._build()
         target = Path(path)
         with atomic_path(target, suffix=".csv") as tmp:
             pcsv.write_csv(table, tmp)
+        self._record(path=target)
         return target
 

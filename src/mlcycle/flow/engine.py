@@ -179,6 +179,10 @@ class FlowRun:
         self._backend = backend
         self._progress = progress
         self._tables: dict[str, _Table] = {}
+        from mlcycle.lineage.record import FlowRecorder
+
+        self._lineage = FlowRecorder(backend, flow, sources)
+        self._recorded: dict[str, str | None] = {}
 
     @classmethod
     def start(
@@ -517,13 +521,30 @@ class FlowRun:
         return None
 
     def to_arrow(self, name: str) -> pa.Table:
-        """Compute table ``name`` and return it as a pyarrow Table."""
-        return self._materialize(self._table(name).view)
+        """Compute table ``name`` and return it as a pyarrow Table.
+
+        On a backend that records lineage, the table is recorded as an output of this run
+        and carries its lineage ARN in its schema metadata.
+        """
+        table = self._materialize(self._table(name).view)
+        if self._lineage.enabled:
+            from mlcycle.lineage.record import attach_arn
+
+            if name not in self._recorded:
+                self._recorded[name] = self._lineage.output(name, table=table)
+            table = attach_arn(table, self._recorded[name])
+        return table
 
     def to_pandas(self, name: str) -> pd.DataFrame:
-        """Compute table ``name`` and return it as a pandas DataFrame."""
+        """Compute table ``name`` and return it as a pandas DataFrame (see :meth:`to_arrow`)."""
         # through Arrow: several times faster than DuckDB's own .df() for text columns
-        return self.to_arrow(name).to_pandas()
+        table = self.to_arrow(name)
+        frame = table.to_pandas()
+        if self._lineage.enabled:
+            from mlcycle.lineage.record import attach_arn, carried_arn
+
+            attach_arn(frame, carried_arn(table))
+        return frame
 
     def count(self, name: str) -> int:
         """Compute the number of rows of table ``name``."""
@@ -561,6 +582,7 @@ class FlowRun:
                 ).fetchall()
             )
         report(self._progress, f"write {self.flow.name}", 1, 1)
+        self._lineage.output(name, path=target)
         return target
 
     def close(self) -> None:

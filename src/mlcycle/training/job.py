@@ -206,6 +206,9 @@ class TrainingJob:
                     len(train), len(features), spec.num_round)
         training.create_job(name, resolved, train=train, validation=validation,
                             progress=progress)
+        from mlcycle.lineage.record import record_training_start
+
+        record_training_start(backend, name, spec, train=train, validation=validation)
         return cls(backend, name)
 
     @classmethod
@@ -269,6 +272,10 @@ class TrainingJob:
         started = clock()
         while True:
             info = training.describe_job(self.name)
+            if info.status.is_terminal:
+                from mlcycle.lineage.record import record_training_end
+
+                record_training_end(self.backend, info)
             if info.status is JobStatus.FAILED:
                 raise JobFailedError(f"training job {self.name!r} failed: "
                                      f"{info.failure_reason}", job=self.name,

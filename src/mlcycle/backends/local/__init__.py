@@ -5,7 +5,8 @@ Layout of a workspace (``local://PATH``)::
     PATH/
       artifacts/        files written atomically (flows, models, reports, ...)
       featurestore/     feature groups: Parquet offline stores, SQLite online stores
-      *.sqlite          SQLite databases (WAL) of the components that keep records
+      *.sqlite          SQLite databases (WAL) of the components that keep records:
+                        training, lineage, registry, ...
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from mlcycle.backends.local.sqlite import SQLiteDatabase
 
 if TYPE_CHECKING:  # pragma: no cover
     from mlcycle.backends.local.featurestore import LocalFeatureStoreBackend
+    from mlcycle.backends.local.lineage import LocalLineageBackend
+    from mlcycle.backends.local.registry import LocalRegistryBackend
     from mlcycle.backends.local.training import LocalTrainingBackend
 
 __all__ = ["LocalBackend", "SQLiteDatabase"]
@@ -52,6 +55,8 @@ class LocalBackend(Backend):
             Capability.FLOW_PYTHON_STEPS,
             Capability.FEATURE_STORE,
             Capability.TRAINING,
+            Capability.LINEAGE,
+            Capability.REGISTRY,
         }
     )
 
@@ -60,6 +65,8 @@ class LocalBackend(Backend):
         self._artifacts = LocalArtifactStore(self.root / "artifacts")
         self._feature_store: LocalFeatureStoreBackend | None = None
         self._training: LocalTrainingBackend | None = None
+        self._lineage: LocalLineageBackend | None = None
+        self._registry: LocalRegistryBackend | None = None
         self._lock = threading.Lock()
 
     @classmethod
@@ -106,16 +113,38 @@ class LocalBackend(Backend):
                 )
             return self._training
 
+    @property
+    def lineage(self) -> LocalLineageBackend:
+        """Lineage entities and associations in ``<root>/lineage.sqlite``."""
+        with self._lock:
+            if self._lineage is None:
+                from mlcycle.backends.local.lineage import MIGRATIONS, LocalLineageBackend
+
+                self._lineage = LocalLineageBackend(
+                    self.database("lineage", migrations=MIGRATIONS))
+            return self._lineage
+
+    @property
+    def registry(self) -> LocalRegistryBackend:
+        """The model registry in ``<root>/registry.sqlite``.
+
+        Groups, versions, aliases and the audit log; model files stay in the artifact store.
+        """
+        with self._lock:
+            if self._registry is None:
+                from mlcycle.backends.local.registry import MIGRATIONS, LocalRegistryBackend
+
+                self._registry = LocalRegistryBackend(
+                    self.database("registry", migrations=MIGRATIONS))
+            return self._registry
+
     def close(self) -> None:
-        """Close the feature store's and training's connections (they reopen on next use)."""
+        """Close every component's connections (they reopen on next use)."""
         with self._lock:
-            store = self._feature_store
-        if store is not None:
-            store.close()
-        with self._lock:
-            training = self._training
-        if training is not None:
-            training.close()
+            parts = (self._feature_store, self._training, self._lineage, self._registry)
+        for part in parts:
+            if part is not None:
+                part.close()
 
     def database(self, name: str, *, migrations: tuple[str, ...]) -> SQLiteDatabase:
         """Return the SQLite database ``<root>/<name>.sqlite`` with its migrations.

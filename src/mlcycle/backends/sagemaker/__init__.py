@@ -19,6 +19,8 @@ from mlcycle.errors import ConfigurationError, MissingDependencyError
 
 if TYPE_CHECKING:  # pragma: no cover
     from mlcycle.backends.sagemaker.featurestore import SageMakerFeatureStoreBackend
+    from mlcycle.backends.sagemaker.lineage import SageMakerLineageBackend
+    from mlcycle.backends.sagemaker.registry import SageMakerRegistryBackend
     from mlcycle.backends.sagemaker.training import SageMakerTrainingBackend
 
 __all__ = ["SageMakerBackend"]
@@ -83,6 +85,8 @@ class SageMakerBackend(Backend):
         self._lock = threading.Lock()
         self._feature_store: SageMakerFeatureStoreBackend | None = None
         self._training: SageMakerTrainingBackend | None = None
+        self._lineage: SageMakerLineageBackend | None = None
+        self._registry: SageMakerRegistryBackend | None = None
         base = f"{self.prefix}/artifacts" if self.prefix else "artifacts"
         self._artifacts = S3ArtifactStore(lambda: self.client("s3"), bucket=bucket, prefix=base)
 
@@ -143,6 +147,34 @@ class SageMakerBackend(Backend):
 
                 self._training = SageMakerTrainingBackend(self)
             return self._training
+
+    @property
+    def lineage(self) -> SageMakerLineageBackend:
+        """SageMaker ML Lineage Tracking (Artifacts, Actions, Contexts, Associations).
+
+        Created on first use; it creates no client until it is used.
+        """
+        self.require(Capability.LINEAGE)
+        with self._lock:
+            if self._lineage is None:
+                from mlcycle.backends.sagemaker.lineage import SageMakerLineageBackend
+
+                self._lineage = SageMakerLineageBackend(self)
+            return self._lineage
+
+    @property
+    def registry(self) -> SageMakerRegistryBackend:
+        """SageMaker's model registry: model package groups and model packages.
+
+        Created on first use; it creates no client until it is used.
+        """
+        self.require(Capability.REGISTRY)
+        with self._lock:
+            if self._registry is None:
+                from mlcycle.backends.sagemaker.registry import SageMakerRegistryBackend
+
+                self._registry = SageMakerRegistryBackend(self)
+            return self._registry
 
     def client(self, service: str) -> Any:
         """Return this backend's boto3 client for ``service``, created on first use.
