@@ -1,166 +1,67 @@
 """The sagemaker training backend on moto: the shared contract, and what is SageMaker's own.
 
 moto 5.2.5 records training jobs and answers ``Completed`` at once, but runs nothing: no model,
-no logs. So that the contract tests what mlcycle does with a real job's outputs, this module
-simulates the built-in XGBoost container behind botocore's event system: after each
-``CreateTrainingJob`` it reads the channels mlcycle uploaded (CSV, label first, no header),
-trains with the request's string hyperparameters, writes ``model.tar.gz`` (with an
-``xgboost-model`` file and no feature names, as the container trains on headerless CSV) to the
-key ``DescribeTrainingJob`` reports, and writes a log line per round to CloudWatch Logs in the
-container's format (jobs of more than ``MAX_SIMULATED_ROUNDS`` rounds are left without
-outputs, as if still training). The container cannot change moto's job status, so failures, stops,
-timeouts and rules are xfailed (strict, so a stale marker fails) and pinned with Stubber in
-``tests/training/test_sagemaker_training_requests.py``.
+no logs. So that the contract tests what mlcycle does with a real job's outputs,
+:class:`mlcycle.testing.aws_training.SimulatedContainer` plays the built-in XGBoost container
+behind botocore's event system: a plain job is trained in process as the container's algorithm
+mode would; a job with capture or rules runs mlcycle's real entry script
+(:mod:`mlcycle.training.container_entry`, from the ``sourcedir.tar.gz`` the backend uploaded) in
+a subprocess, in a temporary folder laid out as ``/opt/ml``, and what SageMaker would upload
+(``model.tar.gz``, the checkpoint folder with the capture and ``run.json``, the log lines) lands
+in moto at the places ``DescribeTrainingJob`` reports. moto cannot change a job's status, so
+failures, stops and timeouts are xfailed (strict, so a stale marker fails) and pinned with
+Stubber in ``tests/training/test_sagemaker_training_requests.py``.
 """
 
 from __future__ import annotations
 
-import gzip
-import io
-import tarfile
-import time
+import os
 from typing import Any
 
 import pytest
 
 from mlcycle.backends.base import Capability
-from mlcycle.errors import ConfigurationError, NotFoundError
+from mlcycle.errors import ConfigurationError, NotFoundError, UnsupportedOperationError
+from mlcycle.testing.aws_training import SimulatedContainer
 from mlcycle.testing.contract.training import TrainingContract, regression_frame
-from mlcycle.training import TrainingJob, TrainingJobSpec, list_training_jobs
+from mlcycle.training import (
+    CaptureConfig,
+    Resources,
+    Rule,
+    RuleStatus,
+    TrainingJob,
+    TrainingJobSpec,
+    list_training_jobs,
+)
 
 pytestmark = pytest.mark.aws
 
 _NO_STATUS = "moto's training jobs are Completed at once: it has no Failed, Stopping or running"
 _NO_STOP = "moto 5.2.5 does not implement StopTrainingJob, and its jobs are never running"
-_NO_RULES = ("SageMaker Debugger's managed rules are closed to new customers: the backend "
-             "sends no DebugRuleConfigurations and reports rules as not evaluated")
-#: Jobs asking for more rounds are left "running" by the simulated container: it writes
-#: nothing for them (moto still says Completed), so the contract's long jobs cost no time.
-MAX_SIMULATED_ROUNDS = 1_000
-_NO_CAPTURE = "reading the Debugger hook's tensors back is not implemented for sagemaker"
-
-
-def _value(text: str) -> Any:
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            continue
-    return text
-
-
-class SimulatedContainer:
-    """What the built-in XGBoost 1.7-1 container does with a job, for moto's jobs."""
-
-    def __init__(self, backend: Any) -> None:
-        self.backend = backend
-        self.pending: dict[str, Any] = {}
-        self.jobs: list[str] = []
-        events = backend.client("sagemaker").meta.events
-        events.register("before-parameter-build.sagemaker.CreateTrainingJob", self._remember)
-        events.register("after-call.sagemaker.CreateTrainingJob", self._run)
-
-    def _remember(self, params: dict[str, Any], **_: Any) -> None:
-        self.pending[params["TrainingJobName"]] = dict(params)
-
-    def _channel(self, uri: str) -> Any:
-        import pandas as pd
-
-        bucket, _, prefix = uri.removeprefix("s3://").partition("/")
-        s3 = self.backend.client("s3")
-        keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix)["Contents"]]
-        frames = [pd.read_csv(io.BytesIO(s3.get_object(Bucket=bucket, Key=k)["Body"].read()),
-                              header=None) for k in sorted(keys)]
-        return pd.concat(frames, ignore_index=True)
-
-    def _run(self, parsed: dict[str, Any], **_: Any) -> None:
-        import xgboost
-
-        if "Error" in parsed:
-            return
-        name = next(iter(self.pending))
-        request = self.pending.pop(name)
-        self.jobs.append(name)
-        hyper = {k: _value(v) for k, v in request["HyperParameters"].items()}
-        rounds = int(hyper.pop("num_round"))
-        if rounds > MAX_SIMULATED_ROUNDS:
-            return
-        channels = {c["ChannelName"]: self._channel(c["DataSource"]["S3DataSource"]["S3Uri"])
-                    for c in request["InputDataConfig"]}
-        matrices = {n: xgboost.DMatrix(f.iloc[:, 1:].to_numpy(), label=f.iloc[:, 0].to_numpy())
-                    for n, f in channels.items()}
-        lines = ["[2026-01-01:00:00:00:INFO] Running XGBoost Sagemaker in algorithm mode"]
-
-        class Monitor(xgboost.callback.TrainingCallback):
-            def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
-                parts = [f"{data}-{metric}:{values[-1]:.5f}"
-                         for data, metrics in evals_log.items()
-                         for metric, values in metrics.items()]
-                lines.append("#011".join([f"[{epoch}]", *parts]))
-                return False
-
-        try:
-            booster = xgboost.train(hyper, matrices["train"], rounds,
-                                    evals=[(m, n) for n, m in matrices.items()],
-                                    verbose_eval=False, callbacks=[Monitor()])
-        except xgboost.core.XGBoostError as exc:
-            lines.append(f"[2026-01-01:00:00:01:ERROR] {exc}")
-        else:
-            raw = io.BytesIO()
-            with tarfile.open(fileobj=raw, mode="w") as tar:
-                model = bytes(booster.save_raw(raw_format="json"))
-                info = tarfile.TarInfo("xgboost-model")
-                info.size = len(model)
-                tar.addfile(info, io.BytesIO(model))
-            uri = self.backend.client("sagemaker").describe_training_job(
-                TrainingJobName=name)["ModelArtifacts"]["S3ModelArtifacts"]
-            bucket, _, key = uri.removeprefix("s3://").partition("/")
-            self.backend.client("s3").put_object(Bucket=bucket, Key=key,
-                                                 Body=gzip.compress(raw.getvalue()))
-        self.write_logs(name, lines)
-
-    def write_logs(self, name: str, lines: list[str]) -> None:
-        logs = self.backend.client("logs")
-        group = "/aws/sagemaker/TrainingJobs"
-        if not logs.describe_log_groups(logGroupNamePrefix=group)["logGroups"]:
-            logs.create_log_group(logGroupName=group)
-        stream = f"{name}/algo-1-{int(time.time())}"
-        logs.create_log_stream(logGroupName=group, logStreamName=stream)
-        now = int(time.time() * 1000)
-        logs.put_log_events(logGroupName=group, logStreamName=stream,
-                            logEvents=[{"timestamp": now + i, "message": line}
-                                       for i, line in enumerate(lines)])
-
-
-_SESSIONS: list[Any] = []
 
 
 @pytest.fixture
 def sagemaker_backend():
-    """A moto backend whose clients come from one boto3 session for the module (faster).
-
-    The session is created inside the first test's fake environment, so the only credentials
-    it ever resolves (and caches) are moto's fake ones.
-    """
-    import boto3
-
-    from mlcycle.backends.sagemaker import SageMakerBackend
+    """A sagemaker backend on moto (its lineage fake installed by ``mock_sagemaker_backend``)."""
     from mlcycle.testing.aws import mock_sagemaker_backend
 
-    with mock_sagemaker_backend() as base:
-        if not _SESSIONS:
-            _SESSIONS.append(boto3.session.Session(region_name=base.region))
-        backend = SageMakerBackend(base.region, bucket=base.bucket, prefix=base.prefix,
-                                   role=base.role, boto3_session=_SESSIONS[0])
-        try:
-            yield backend
-        finally:
-            backend.close()
+    with mock_sagemaker_backend() as backend:
+        yield backend
 
 
 @pytest.fixture
-def backend(sagemaker_backend):
-    SimulatedContainer(sagemaker_backend)
+def container(sagemaker_backend):
+    """The simulated container of the backend's jobs.
+
+    ``MLCYCLE_CONTAINER_PYTHON`` names an interpreter like the container's (XGBoost 1.7, NumPy
+    and pandas, no mlcycle) to run mlcycle's script with; by default this one runs it.
+    """
+    return SimulatedContainer(sagemaker_backend,
+                              python=os.environ.get("MLCYCLE_CONTAINER_PYTHON"))
+
+
+@pytest.fixture
+def backend(sagemaker_backend, container):
     return sagemaker_backend
 
 
@@ -178,22 +79,6 @@ class TestSageMakerTraining(TrainingContract):
     @pytest.mark.xfail(strict=True, reason=_NO_STATUS)
     def test_wait_times_out_with_an_injected_clock(self, backend):
         super().test_wait_times_out_with_an_injected_clock(backend)
-
-    @pytest.mark.xfail(strict=True, reason=_NO_RULES)
-    def test_a_rule_action_stops_training(self, backend):
-        super().test_a_rule_action_stops_training(backend)
-
-    @pytest.mark.xfail(strict=True, reason=_NO_RULES)
-    def test_rule_outcomes_are_reported_with_the_job(self, backend):
-        super().test_rule_outcomes_are_reported_with_the_job(backend)
-
-    @pytest.mark.xfail(strict=True, reason=_NO_CAPTURE)
-    def test_capture_reads_back_by_step_and_name(self, backend):
-        super().test_capture_reads_back_by_step_and_name(backend)
-
-    @pytest.mark.xfail(strict=True, reason=_NO_CAPTURE)
-    def test_report_is_an_html_artifact_with_charts(self, backend):
-        super().test_report_is_an_html_artifact_with_charts(backend)
 
 
 # -- what is SageMaker's own ---------------------------------------------------------------------
@@ -296,3 +181,65 @@ def test_jobs_mlcycle_did_not_create_are_not_listed(sagemaker_backend):
     assert [i.name for i in list_training_jobs(sagemaker_backend)] == ["ours"]
     with pytest.raises(NotFoundError, match="not created by mlcycle"):
         TrainingJob.get(sagemaker_backend, "foreign")
+
+
+def _stopping_spec() -> TrainingJobSpec:
+    rule = Rule(kind="LossNotDecreasing",
+                parameters={"num_steps": 2, "diff_percent": 99.9, "mode": "TRAIN"},
+                actions=("stop_training",))
+    return _spec(hyperparameters={"num_round": 50, "max_depth": 2, "nthread": 1},
+                 capture=CaptureConfig(save_interval=1, collections=("metrics",)),
+                 rules=(rule, Rule(kind="Overfit", parameters={"ratio_threshold": 1e6})))
+
+
+def test_a_rule_stops_the_script_inside_the_training_job(backend):
+    job = TrainingJob.submit(backend, _stopping_spec(), name="script-stops")
+    info = job.wait(timeout=5, sleep=lambda _: None)
+    raw = backend.client("sagemaker").describe_training_job(TrainingJobName="script-stops")
+    assert raw["TrainingJobStatus"] == "Completed"  # the script ended normally
+    assert raw["HyperParameters"]["sagemaker_program"] == "mlcycle_train.py"
+    assert "DebugHookConfig" not in raw and "DebugRuleConfigurations" not in raw
+    assert info.status == "Stopped" and info.stopped_by == "rule:LossNotDecreasing"
+    assert info.stop_reason.startswith("rule LossNotDecreasing found an issue at step 2: ")
+    assert info.rounds == 3 and job.model().num_boosted_rounds() == 3
+    assert sum("train-rmse:" in line for line in job.logs()) == 3
+    stopper, overfit = job.rules()
+    assert stopper.status is RuleStatus.ISSUES_FOUND and stopper.stopped_training
+    assert overfit.status is RuleStatus.NO_ISSUES_FOUND and not overfit.stopped_training
+    # what SageMaker copied from the checkpoint folder, where the record says
+    run_prefix = "training/script-stops/script-stops/checkpoints"
+    assert sorted(backend.artifacts.list_keys(run_prefix)) == [
+        f"{run_prefix}/debug-output/index.json",
+        *(f"{run_prefix}/debug-output/steps/{s:09d}.npz" for s in range(3)),
+        f"{run_prefix}/run.json",
+    ]
+    state = backend.artifacts.get_json(f"{run_prefix}/run.json")
+    assert state["status"] == "Stopped" and state["rounds"] == 3
+    reader = job.capture()
+    assert reader.steps() == [0, 1, 2]
+    assert reader.collection("metrics") == ("train-rmse", "validation-rmse")
+    assert [v for _, v in reader.scalar_series("train-rmse")] == [
+        v for _, v in job.metrics().history["train-rmse"]]
+
+
+def test_the_script_failing_leaves_no_model_and_its_reason(backend, container):
+    frame = regression_frame(60)
+    frame["y"] = frame["y"].abs() + 1.0
+    frame.loc[0, "y"] = 0.0
+    spec = _spec(train=frame, validation=None, rules=(Rule(kind="Overtraining"),),
+                 hyperparameters={"num_round": 3, "objective": "reg:gamma", "nthread": 1})
+    job = TrainingJob.submit(backend, spec, name="script-fails")
+    run = container.runs["script-fails"]
+    assert run.returncode == 1 and run.failure.startswith("XGBoostError: ")
+    assert any(run.failure in line for line in job.logs())
+    info = job.describe()  # moto still says Completed: the status is xfailed in the contract
+    assert info.model_key is None
+    (rule,) = info.rule_results
+    assert rule.status is RuleStatus.STOPPED
+
+
+def test_capture_on_several_instances_is_unsupported(sagemaker_backend):
+    spec = _spec(capture=CaptureConfig(), resources=Resources(instance_count=2))
+    with pytest.raises(UnsupportedOperationError):
+        TrainingJob.submit(sagemaker_backend, spec, name="script-many")
+    assert list(list_training_jobs(sagemaker_backend)) == []

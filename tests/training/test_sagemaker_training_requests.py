@@ -16,10 +16,8 @@ from botocore.stub import Stubber
 from mlcycle.errors import JobFailedError, NotFoundError
 from mlcycle.testing.contract.training import regression_frame
 from mlcycle.training import (
-    CaptureConfig,
     JobStatus,
     Resources,
-    Rule,
     TrainingJob,
     TrainingJobSpec,
     list_training_jobs,
@@ -123,28 +121,6 @@ def _request(name: str, **more: Any) -> dict[str, Any]:
 def test_create_training_job_request(sagemaker_backend, stub):
     job = _submit(sagemaker_backend, stub, "req-plain", _spec(), _request("req-plain"))
     assert job.name == "req-plain"
-
-
-def test_create_training_job_with_capture_and_rules(sagemaker_backend, stub):
-    rule = Rule(kind="LossNotDecreasing", parameters={"num_steps": 3})
-    spec = _spec(capture=CaptureConfig(save_interval=5, collections=("metrics",
-                                                                    "feature_importance")),
-                 rules=(rule,))
-    expected = _request("req-debug")
-    expected["DebugHookConfig"] = {
-        "S3OutputPath": "s3://mlcycle-test/test/artifacts/training/req-debug/debug-output",
-        "CollectionConfigurations": [
-            {"CollectionName": "metrics", "CollectionParameters": {"save_interval": "5"}},
-            {"CollectionName": "feature_importance",
-             "CollectionParameters": {"save_interval": "5"}},
-        ],
-    }
-    expected["Tags"].append({"Key": "mlcycle:rules", "Value": "LossNotDecreasing"})
-    job = _submit(sagemaker_backend, stub, "req-debug", spec, expected)
-    _describe(stub, "req-debug", status="Completed", secondary="Completed",
-              TrainingStartTime=T0, TrainingEndTime=T0 + dt.timedelta(minutes=3))
-    (result,) = job.describe().rule_results
-    assert result.status == "Error" and "not evaluated" in result.message
 
 
 def test_stop_training_job(sagemaker_backend, stub):

@@ -28,7 +28,15 @@ if TYPE_CHECKING:  # pragma: no cover
     from mlcycle.backends.base import ArtifactStore
     from mlcycle.training.spec import TrainingJobSpec
 
-__all__ = ["RunHooks", "RunResult", "failure_reason", "run_training", "tree_depths"]
+__all__ = [
+    "RunHooks",
+    "RunResult",
+    "capture_importance_types",
+    "failure_reason",
+    "run_training",
+    "shap_sample_rows",
+    "tree_depths",
+]
 
 _SHAP_COLLECTIONS = {"average_shap", "full_shap", "predictions", "labels"}
 _TOTALS = {"gain": "total_gain", "cover": "total_cover"}
@@ -130,6 +138,30 @@ def _hyperparameter_tensors(hyperparameters: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def capture_importance_types(spec: TrainingJobSpec) -> tuple[str, ...]:
+    """The importance types a job computes: its capture's, or every type for its rules."""
+    if spec.capture is not None:
+        return tuple(spec.capture.importance_types)
+    return ("weight", "gain", "cover", "total_gain", "total_cover")
+
+
+def shap_sample_rows(spec: TrainingJobSpec, rows: int) -> list[int]:
+    """Positions of the training rows sampled for SHAP values, predictions and labels.
+
+    Empty if the job computes none of those collections; else ``shap_samples`` rows (all rows
+    if fewer), drawn with the capture's ``seed``, ascending.
+    """
+    import numpy as np
+
+    if not _SHAP_COLLECTIONS & set(spec.stream_collections()):
+        return []
+    size = spec.capture.shap_samples if spec.capture else 500
+    seed = spec.capture.seed if spec.capture else 0
+    rng = np.random.default_rng(seed)
+    chosen = np.sort(rng.choice(rows, size=min(size, rows), replace=False))
+    return [int(r) for r in chosen]
+
+
 class _Capture:
     """Compute the collections of one saved step.
 
@@ -149,9 +181,8 @@ class _Capture:
         self.spec = spec
         self.features = features
         self.collections = collections
-        self.importance_types = (spec.capture.importance_types if spec.capture else
-                                 ("weight", "gain", "cover", "total_gain", "total_cover"))
-        self.sample_rows: list[int] = []
+        self.importance_types = capture_importance_types(spec)
+        self.sample_rows = shap_sample_rows(spec, len(train))
         self._first = True
         self._dart = spec.hyperparameters.get("booster") == "dart"
         self._done = 0  # rounds already added to the totals
@@ -159,13 +190,7 @@ class _Capture:
         self._totals: dict[str, dict[str, float]] = {}
         self._depths: list[int] = []
         if _SHAP_COLLECTIONS & set(collections):
-            size = spec.capture.shap_samples if spec.capture else 500
-            seed = spec.capture.seed if spec.capture else 0
-            rng = np.random.default_rng(seed)
-            n = min(size, len(train))
-            rows = np.sort(rng.choice(len(train), size=n, replace=False))
-            self.sample_rows = [int(r) for r in rows]
-            sample = train.iloc[rows]
+            sample = train.iloc[np.asarray(self.sample_rows, dtype=np.int64)]
             self.dsample = xgboost.DMatrix(sample[features], feature_names=features,
                                            nthread=spec.hyperparameters.get("nthread"))
             self.sample_labels = sample[spec.label].to_numpy(dtype=float)

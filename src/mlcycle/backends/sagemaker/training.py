@@ -18,13 +18,17 @@ How each operation maps to AWS (see ``docs/guide/training_sagemaker.rst``):
 * listing: ``ListTrainingJobs`` (paginated, newest first); jobs without an mlcycle job record
   are skipped.
 
-Capture and rules: a spec's :class:`~mlcycle.training.CaptureConfig` becomes a
-``DebugHookConfig`` (the container's Debugger hook writes the tensors under
-``<output>/debug-output``). SageMaker Debugger's managed rule evaluators are closed to new AWS
-customers, so no ``DebugRuleConfigurations`` are sent: the rules are recorded with the job (in
-the job record and a ``mlcycle:rules`` tag) and reported ``InProgress`` while the job runs,
-then ``Error`` with a message that says they were not evaluated. Reading the Debugger hook's
-tensors back (:class:`~mlcycle.training.CaptureReader`) is not implemented for this backend.
+A job without capture or rules runs the container's own XGBoost (algorithm mode). SageMaker
+Debugger's managed hook and rule evaluators are closed to new AWS customers, so a job that
+captures or has rules runs mlcycle's own script in the same container instead (script mode:
+:mod:`mlcycle.training.container_entry`, uploaded as ``.../training/<job>/code/sourcedir.tar.gz``
+and named by the ``sagemaker_program`` and ``sagemaker_submit_directory`` hyperparameters, with
+the job's plan as a third channel, ``mlcycle``). The script captures in mlcycle's format,
+evaluates the rules while training, stops on a rule's ``stop_training`` action and writes the
+run's state (``run.json``) into the checkpoint folder, which SageMaker copies to
+``CheckpointConfig.S3Uri`` = ``<output>/<job>/checkpoints`` in the artifact store as the job
+runs. So :class:`~mlcycle.training.CaptureReader`, the rule statuses and the report read the same
+files as on the local backend.
 
 Every botocore error becomes an mlcycle error in ``mlcycle.backends.sagemaker._errors``.
 """
@@ -39,9 +43,16 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+import attrs
+
 from mlcycle._logging import logger
 from mlcycle.backends.sagemaker._errors import translated
-from mlcycle.errors import AlreadyExistsError, ConfigurationError, NotFoundError
+from mlcycle.errors import (
+    AlreadyExistsError,
+    ConfigurationError,
+    NotFoundError,
+    UnsupportedOperationError,
+)
 from mlcycle.training.backend import (
     JobStatus,
     TrainingBackend,
@@ -59,11 +70,14 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "LOG_GROUP",
+    "SCRIPT_PROGRAM",
     "XGBOOST_ACCOUNTS",
     "XGBOOST_VERSION",
     "SageMakerTrainingBackend",
     "format_hyperparameters",
     "parse_log_metrics",
+    "script_plan",
+    "sourcedir_tarball",
     "to_csv",
     "xgboost_image_uri",
 ]
@@ -99,16 +113,18 @@ XGBOOST_ACCOUNTS: Mapping[str, str] = {
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 #: The tag naming the rules recorded with a job.
 RULES_TAG = "mlcycle:rules"
+#: The name of mlcycle's training script in ``sourcedir.tar.gz`` (``sagemaker_program``).
+SCRIPT_PROGRAM = "mlcycle_train.py"
 _NAMED_MODEL = "mlcycle-model.tar.gz"
 _KIND = "training-job"
 _CHANNELS = ("train", "validation")
 _RECORD = "mlcycle-job.json"
+_CHECKPOINTS = "/opt/ml/checkpoints"
 _ROUND = re.compile(r"^\[(\d+)\]")
 _METRIC = re.compile(r"(train|validation)-([\w@.\-]+?):(-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
                      r"|nan|-?inf)(?=\s|#011|$)")
 _FINAL_METRIC = re.compile(r"^(train|validation):(.+)$")
-_RULES_NOT_EVALUATED = ("not evaluated: SageMaker Debugger's managed rule evaluators are closed "
-                        "to new AWS customers; see docs/guide/training_sagemaker.rst")
+_NO_RULE_RESULTS = "the training script wrote no rule results"
 
 
 def xgboost_image_uri(region: str) -> str:
@@ -163,6 +179,88 @@ def to_csv(frame: pd.DataFrame, *, label: str, features: tuple[str, ...]) -> byt
     buffer = io.StringIO()
     frame[[label, *features]].to_csv(buffer, header=False, index=False, lineterminator="\n")
     return buffer.getvalue().encode()
+
+
+def _feature_types(frame: pd.DataFrame, features: Sequence[str]) -> list[str]:
+    """XGBoost's feature types of the columns (``int``, ``float``, ``i`` for a bool)."""
+    import pandas as pd
+
+    types = []
+    for name in features:
+        dtype = frame[name].dtype
+        if pd.api.types.is_bool_dtype(dtype):
+            types.append("i")
+        elif pd.api.types.is_integer_dtype(dtype):
+            types.append("int")
+        else:
+            types.append("float")
+    return types
+
+
+def script_plan(name: str, spec: TrainingJobSpec, train: pd.DataFrame) -> dict[str, Any]:
+    """Return the plan of a job that runs mlcycle's script (``config.json`` of its channel).
+
+    It holds what :func:`mlcycle.training.runner.run_training` derives from the spec, so the
+    script, which cannot import mlcycle, does the same: the label and features, the typed
+    hyperparameters, the collections to compute, capture and keep for the rules, the rows
+    sampled for SHAP values, and the rules with their converted parameters.
+
+    Parameters
+    ----------
+    name : str
+        The job's name.
+    spec : mlcycle.training.TrainingJobSpec
+        The validated spec, its features resolved.
+    train : pandas.DataFrame
+        The training data (for the SHAP sample and the feature types).
+
+    Returns
+    -------
+    dict
+        JSON-ready.
+    """
+    from mlcycle.training.container_entry import CONFIG_FORMAT
+    from mlcycle.training.rules import RULE_COLLECTIONS
+    from mlcycle.training.runner import capture_importance_types, shap_sample_rows
+
+    features = list(spec.features or ())
+    return {
+        "format": CONFIG_FORMAT,
+        "job": name,
+        "label": spec.label,
+        "features": features,
+        "feature_types": _feature_types(train, features),
+        "hyperparameters": spec.to_dict()["hyperparameters"],
+        "collections": list(spec.stream_collections()),
+        "persisted": list(spec.capture.collections) if spec.capture else [],
+        "rule_collections": sorted({c for rule in spec.rules
+                                    for c in RULE_COLLECTIONS[rule.kind]}),
+        "save_interval": spec.capture.save_interval if spec.capture else 1,
+        "importance_types": list(capture_importance_types(spec)),
+        "sample_rows": shap_sample_rows(spec, len(train)),
+        "rules": [rule.to_dict() for rule in spec.rules],
+    }
+
+
+def sourcedir_tarball() -> bytes:
+    """Return the bytes of ``sourcedir.tar.gz``: mlcycle's training script, alone.
+
+    The script is the source of :mod:`mlcycle.training.container_entry`, named
+    :data:`SCRIPT_PROGRAM`; the archive's bytes are the same for the same script.
+    """
+    import gzip
+    import importlib.resources
+    import tarfile
+
+    script = importlib.resources.files("mlcycle.training").joinpath(
+        "container_entry.py").read_bytes()
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        info = tarfile.TarInfo(SCRIPT_PROGRAM)
+        info.size = len(script)
+        info.mode = 0o644
+        tar.addfile(info, io.BytesIO(script))
+    return gzip.compress(raw.getvalue(), mtime=0)
 
 
 def parse_log_metrics(lines: list[str]) -> list[tuple[str, int, float]]:
@@ -253,7 +351,7 @@ class SageMakerTrainingBackend(TrainingBackend):
         validation: pd.DataFrame | None,
         progress: ProgressCallback | None = None,
     ) -> TrainingJobInfo:
-        """Upload the channels and the job record, then call ``CreateTrainingJob``.
+        """Upload the channels, the job record (and mlcycle's script), then ``CreateTrainingJob``.
 
         ``progress`` is not called: the job runs on SageMaker.
 
@@ -261,53 +359,83 @@ class SageMakerTrainingBackend(TrainingBackend):
         ------
         ConfigurationError
             If the backend has no role, or the region has no known XGBoost image.
+        UnsupportedOperationError
+            If the spec captures or has rules and asks for more than one instance (mlcycle's
+            script trains on one).
         AlreadyExistsError
             If a training job of that name exists.
         """
+        from mlcycle.training.container_entry import CAPTURE_DIR, CONFIG_CHANNEL, CONFIG_FILE
+
         backend = self._backend
         if not backend.role:
             raise ConfigurationError(
                 "SageMaker training needs an IAM role: "
                 "sagemaker://REGION?bucket=...&role=arn:aws:iam::ACCOUNT:role/NAME")
         image = xgboost_image_uri(backend.region)
+        script = spec.capture is not None or bool(spec.rules)
+        if script and spec.resources.instance_count > 1:
+            raise UnsupportedOperationError(
+                "on sagemaker, capture and rules run in mlcycle's training script, which trains "
+                f"on one instance; the spec asks for {spec.resources.instance_count}",
+                backend=backend.scheme, capability="training")
         if self._exists(name):
             raise AlreadyExistsError(f"{_KIND} {name!r} exists already", kind=_KIND, name=name)
         features = tuple(spec.features or ())
         output_prefix = spec.output or f"training/{name}"
-        capture_prefix = (f"{output_prefix}/debug-output"
-                          if spec.capture is not None or spec.rules else None)
+        run_prefix = f"{output_prefix}/{name}/checkpoints" if script else None
+        capture_prefix = (f"{run_prefix}/{CAPTURE_DIR}"
+                          if run_prefix is not None and spec.capture is not None else None)
         job_prefix = self._job_prefix(name)
         channels = []
+        code_uri = None
         with translated(kind=_KIND, name=name):
             for channel, frame in zip(_CHANNELS, (train, validation), strict=True):
                 if frame is None:
                     continue
-                key = f"{job_prefix}/input/{channel}/{channel}.csv"
-                self._s3().put_object(Bucket=backend.bucket, Key=key,
-                                      Body=to_csv(frame, label=spec.label, features=features))
-                channels.append({
-                    "ChannelName": channel,
-                    "DataSource": {"S3DataSource": {
-                        "S3DataType": "S3Prefix",
-                        "S3Uri": f"s3://{backend.bucket}/{job_prefix}/input/{channel}/",
-                        "S3DataDistributionType": "FullyReplicated",
-                    }},
-                    "ContentType": "text/csv",
-                })
+                channels.append(self._put_channel(
+                    name, channel, f"{channel}.csv", "text/csv",
+                    to_csv(frame, label=spec.label, features=features)))
+            if script:
+                plan = json.dumps(script_plan(name, spec, train), sort_keys=True).encode()
+                channels.append(self._put_channel(name, CONFIG_CHANNEL, CONFIG_FILE,
+                                                  "application/json", plan))
+                code_key = f"{job_prefix}/code/sourcedir.tar.gz"
+                self._s3().put_object(Bucket=backend.bucket, Key=code_key,
+                                      Body=sourcedir_tarball())
+                code_uri = f"s3://{backend.bucket}/{code_key}"
             record = {
                 "spec": spec.to_dict(),
                 "feature_names": list(features),
                 "output_prefix": output_prefix,
                 "capture_prefix": capture_prefix,
+                "run_prefix": run_prefix,
             }
             self._s3().put_object(Bucket=backend.bucket, Key=f"{job_prefix}/{_RECORD}",
                                   Body=json.dumps(record, sort_keys=True).encode())
             request = self._create_request(name, spec, image=image, channels=channels,
-                                           output_prefix=output_prefix,
-                                           capture_prefix=capture_prefix)
+                                           output_prefix=output_prefix, code_uri=code_uri,
+                                           run_prefix=run_prefix)
             self._sagemaker().create_training_job(**request)
-        logger.info("created SageMaker training job %s (%s)", name, image)
+        logger.info("created SageMaker training job %s (%s%s)", name, image,
+                    ", mlcycle's script" if script else "")
         return self.describe_job(name)
+
+    def _put_channel(self, name: str, channel: str, filename: str, content_type: str,
+                     body: bytes) -> dict[str, Any]:
+        """Upload one channel's file and return the channel of ``InputDataConfig``."""
+        bucket = self._backend.bucket
+        prefix = f"{self._job_prefix(name)}/input/{channel}/"
+        self._s3().put_object(Bucket=bucket, Key=prefix + filename, Body=body)
+        return {
+            "ChannelName": channel,
+            "DataSource": {"S3DataSource": {
+                "S3DataType": "S3Prefix",
+                "S3Uri": f"s3://{bucket}/{prefix}",
+                "S3DataDistributionType": "FullyReplicated",
+            }},
+            "ContentType": content_type,
+        }
 
     def _create_request(
         self,
@@ -317,16 +445,24 @@ class SageMakerTrainingBackend(TrainingBackend):
         image: str,
         channels: list[dict[str, Any]],
         output_prefix: str,
-        capture_prefix: str | None,
+        code_uri: str | None,
+        run_prefix: str | None,
     ) -> dict[str, Any]:
         artifacts = self._backend.artifacts
         resources = spec.resources
+        hyperparameters = format_hyperparameters(spec.hyperparameters)
+        if code_uri is not None:
+            hyperparameters.update({
+                "sagemaker_program": SCRIPT_PROGRAM,
+                "sagemaker_submit_directory": code_uri,
+                "sagemaker_region": self._backend.region,
+            })
         request: dict[str, Any] = {
             "TrainingJobName": name,
             "AlgorithmSpecification": {"TrainingImage": image, "TrainingInputMode": "File"},
             "RoleArn": self._backend.role,
             "InputDataConfig": channels,
-            "HyperParameters": format_hyperparameters(spec.hyperparameters),
+            "HyperParameters": hyperparameters,
             "OutputDataConfig": {"S3OutputPath": artifacts.uri(output_prefix)},
             "ResourceConfig": {
                 "InstanceType": resources.instance_type,
@@ -338,16 +474,9 @@ class SageMakerTrainingBackend(TrainingBackend):
                       "Value": f"s3://{self._backend.bucket}/{self._job_prefix(name)}/{_RECORD}"[
                           :256]}],
         }
-        if capture_prefix is not None:
-            interval = spec.capture.save_interval if spec.capture is not None else 10
-            request["DebugHookConfig"] = {
-                "S3OutputPath": artifacts.uri(capture_prefix),
-                "CollectionConfigurations": [
-                    {"CollectionName": collection,
-                     "CollectionParameters": {"save_interval": str(interval)}}
-                    for collection in spec.stream_collections()
-                ],
-            }
+        if run_prefix is not None:
+            request["CheckpointConfig"] = {"S3Uri": artifacts.uri(run_prefix),
+                                           "LocalPath": _CHECKPOINTS}
         if spec.rules:
             request["Tags"].append(
                 {"Key": RULES_TAG, "Value": ",".join(r.name for r in spec.rules)[:256]})
@@ -379,17 +508,32 @@ class SageMakerTrainingBackend(TrainingBackend):
                                 f"at s3://{self._backend.bucket}/{key})", kind=_KIND,
                                 name=name) from None
 
+    def _run_state(self, record: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The ``run.json`` that mlcycle's script wrote, or None (not a script job, or not yet)."""
+        from mlcycle.training.container_entry import RUN_FILE
+
+        prefix = record.get("run_prefix")
+        if prefix is None:
+            return None
+        try:
+            return self._backend.artifacts.get_json(  # type: ignore[no-any-return]
+                f"{prefix}/{RUN_FILE}")
+        except NotFoundError:
+            return None
+
     def _info(self, raw: Mapping[str, Any], record: Mapping[str, Any]) -> TrainingJobInfo:
         name = raw["TrainingJobName"]
         status = JobStatus(raw["TrainingJobStatus"])
         spec = TrainingJobSpec.from_dict(record["spec"])
-        rounds = 0
+        run = self._run_state(record)
+        rounds = int(run["rounds"]) if run else 0
         final: dict[str, float] = {}
         if status.is_terminal:
             history = _history(self._lines(name, True))
             final = {metric: values[-1][1] for metric, values in history.items() if values}
-            rounds = 1 + max((values[-1][0] for values in history.values() if values),
-                             default=-1)
+            if run is None:
+                rounds = 1 + max((values[-1][0] for values in history.values() if values),
+                                 default=-1)
         if not final:
             for item in raw.get("FinalMetricDataList", ()):
                 found = _FINAL_METRIC.match(str(item.get("MetricName", "")))
@@ -401,15 +545,20 @@ class SageMakerTrainingBackend(TrainingBackend):
             stopped_by = "max_runtime" if secondary == "MaxRuntimeExceeded" else "user"
             transitions = raw.get("SecondaryStatusTransitions") or [{}]
             stop_reason = transitions[-1].get("StatusMessage") or str(secondary or "Stopped")
+        elif status is JobStatus.COMPLETED and run and run.get("stopped_by"):
+            # the script ended the job early (a rule's stop_training): SageMaker says Completed
+            status = JobStatus.STOPPED
+            stopped_by, stop_reason = run["stopped_by"], run.get("stop_reason")
         model_key = model_uri = None
         s3_model = (raw.get("ModelArtifacts") or {}).get("S3ModelArtifacts")
         if status in {JobStatus.COMPLETED, JobStatus.STOPPED} and s3_model:
             key = self._artifact_key(s3_model)
             if key is not None and self._backend.artifacts.exists(key):
                 model_key, model_uri = key, s3_model
-                named = self._named_model(key, record.get("feature_names", ()))
-                if named is not None:
-                    model_key, model_uri = named, self._backend.artifacts.uri(named)
+                if record.get("run_prefix") is None:  # the container's own XGBoost
+                    named = self._named_model(key, record.get("feature_names", ()))
+                    if named is not None:
+                        model_key, model_uri = named, self._backend.artifacts.uri(named)
         ended = _utc(raw.get("TrainingEndTime")) if status.is_terminal else None
         return TrainingJobInfo(
             name=name,
@@ -420,7 +569,8 @@ class SageMakerTrainingBackend(TrainingBackend):
             ended_at=ended,
             rounds=rounds,
             final_metrics=final,
-            failure_reason=raw.get("FailureReason") if status is JobStatus.FAILED else None,
+            best_iteration=run.get("best_iteration") if run else None,
+            failure_reason=self._failure_reason(raw, run) if status is JobStatus.FAILED else None,
             stop_reason=stop_reason,
             stopped_by=stopped_by,
             output_prefix=record["output_prefix"],
@@ -428,8 +578,7 @@ class SageMakerTrainingBackend(TrainingBackend):
             model_uri=model_uri,
             capture_prefix=record.get("capture_prefix"),
             feature_names=record.get("feature_names", ()),
-            rule_results=[self._rule_result(rule.name, rule.kind, status)
-                          for rule in spec.rules],
+            rule_results=self._rule_results(spec, status, run),
         )
 
     def _named_model(self, key: str, feature_names: Sequence[str]) -> str | None:
@@ -463,11 +612,39 @@ class SageMakerTrainingBackend(TrainingBackend):
         return named
 
     @staticmethod
-    def _rule_result(name: str, kind: str, status: JobStatus) -> RuleResult:
-        if status.is_terminal:
-            return RuleResult(name=name, kind=kind, status=RuleStatus.ERROR,
-                              message=_RULES_NOT_EVALUATED)
-        return RuleResult(name=name, kind=kind, status=RuleStatus.IN_PROGRESS)
+    def _failure_reason(raw: Mapping[str, Any], run: Mapping[str, Any] | None) -> str | None:
+        """Why the job failed: the script's own reason if it recorded one, else SageMaker's.
+
+        The container's toolkit wraps a failed script's message in its own
+        (``ExecuteUserScriptError ...``); the script's ``run.json`` has the one-line reason.
+        """
+        if run is not None and run.get("failure_reason"):
+            return str(run["failure_reason"])
+        return raw.get("FailureReason")
+
+    @staticmethod
+    def _rule_results(spec: TrainingJobSpec, status: JobStatus,
+                      run: Mapping[str, Any] | None) -> list[RuleResult]:
+        """The rule statuses the script wrote; ``InProgress`` ones become ``Stopped`` at the end.
+
+        Without ``run.json`` the rules are ``InProgress`` while the job runs; once it has
+        ended they are ``Stopped`` if it failed (it never reached the script, or the script
+        died before it could write), else ``Error``.
+        """
+        if run is not None and run.get("rule_results"):
+            results = [RuleResult.from_dict(r) for r in run["rule_results"]]
+            if status.is_terminal:
+                results = [attrs.evolve(r, status=RuleStatus.STOPPED)
+                           if r.status is RuleStatus.IN_PROGRESS else r for r in results]
+            return results
+        if not status.is_terminal:
+            return [RuleResult(name=r.name, kind=r.kind, status=RuleStatus.IN_PROGRESS)
+                    for r in spec.rules]
+        if status is JobStatus.FAILED:
+            return [RuleResult(name=r.name, kind=r.kind, status=RuleStatus.STOPPED)
+                    for r in spec.rules]
+        return [RuleResult(name=r.name, kind=r.kind, status=RuleStatus.ERROR,
+                           message=_NO_RULE_RESULTS) for r in spec.rules]
 
     def describe_job(self, name: str) -> TrainingJobInfo:
         """Return the job's state from ``DescribeTrainingJob`` and its job record."""
