@@ -11,8 +11,13 @@ Run it with ``make demo`` or ``python -m examples.music_recommendation [--scale 
    preferences as a daily time series) and builds the point-in-time training table,
 6. trains XGBoost with the reference's hyperparameters, validating on the latest ratings, and
    writes the training report (learning curves, importance, SHAP, rules),
-7. makes a playlist for one user (unrated tracks, scores within 1..5, preferences from the
-   online store) and explains its top track with SHAP.
+7. registers the model with its metrics, approves it through a gate (better than predicting
+   the mean), makes it the ``champion``, and draws its lineage back to the two CSVs,
+8. makes a playlist for one user with the champion model from the registry (unrated tracks,
+   scores within 1..5, preferences from the online store) and explains its top track with SHAP.
+
+Lineage is recorded by the components themselves; the only lineage code here links the
+per-user preferences, which the example computes itself, to the tables they come from.
 """
 
 from __future__ import annotations
@@ -32,6 +37,12 @@ from examples.music_recommendation.features import (
 )
 from examples.music_recommendation.flow import FIVE_STAR_FEATURES, GENRE_COLUMNS, music_flow
 from examples.music_recommendation.playlist import playlist
+from examples.music_recommendation.registry import (
+    GROUP,
+    link_derived_table,
+    register_music_model,
+    trace_to_csvs,
+)
 from examples.music_recommendation.train import train_music_model
 from mlcycle.featurestore import FeatureStore
 from mlcycle.progress import TerminalProgress
@@ -61,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     started = time.perf_counter()
     data = generate(out / "data", scale=args.scale, seed=args.seed, progress=progress)
-    print(f"[1/7] data: {data.n_tracks:,} tracks, {data.n_ratings:,} ratings "
+    print(f"[1/8] data: {data.n_tracks:,} tracks, {data.n_ratings:,} ratings "
           f"({time.perf_counter() - started:.1f} s)")
 
     sources = {"tracks": str(data.tracks_path), "ratings": str(data.ratings_path)}
@@ -71,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     flow.save(out / "music.flow.json")
     (out / "music.flow.svg").write_text(flow.to_svg())
     genres = flow.node("tracks_onehot").categories
-    print(f"[2/7] flow fitted ({time.perf_counter() - t:.2f} s): genres {list(genres)}; "
+    print(f"[2/8] flow fitted ({time.perf_counter() - t:.2f} s): genres {list(genres)}; "
           f"saved to {uri}")
 
     t = time.perf_counter()
@@ -85,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ratings = run.to_pandas("ratings_events")[["Rating", "ts", "EventTime"]]
         tables = {"tracks": run.to_arrow("tracks_features"),
                   "ratings": run.to_arrow("ratings_events")}
-    print(f"[3/7] flow ran ({time.perf_counter() - t:.2f} s):")
+    print(f"[3/8] flow ran ({time.perf_counter() - t:.2f} s):")
     for name, rows, cols, path in summary:
         print(f"      {name:<16} {rows:>9,} rows x {cols:>2} columns -> {path}")
 
@@ -124,33 +135,55 @@ def main(argv: Sequence[str] | None = None) -> int:
         header=["userId", *[f"{c}_5star" for c in FIVE_STAR_FEATURES[:8]]],
     )
     path = report.save(out / "dataprep_report.html")
-    print(f"[4/7] report: {path}")
+    print(f"[4/8] report: {path}")
 
     t = time.perf_counter()
-    tables["user-5star"] = user_5star_daily(tables["ratings"], tables["tracks"])
+    tables["user-5star"] = link_derived_table(
+        backend, user_5star_daily(tables["ratings"], tables["tracks"]), name="user-5star-daily",
+        parents=[tables["ratings"], tables["tracks"]])
     store = FeatureStore(backend)
     written = ingest_feature_groups(store, tables, progress=progress)
-    train = training_set(store).to_parquet(out / "training.parquet")
-    print(f"[5/7] feature store ({time.perf_counter() - t:.1f} s):")
+    table = training_set(store).to_dataframe()
+    train = out / "training.parquet"
+    table.to_parquet(train)
+    print(f"[5/8] feature store ({time.perf_counter() - t:.1f} s):")
     for name, (group, result) in written.items():
         print(f"      {name:<16} {result.rows:>9,} rows -> {group.describe().offline_uri}")
     print(f"      training table (point in time) -> {train}")
 
-    import pandas as pd
-
     t = time.perf_counter()
-    table = pd.read_parquet(train)
     result = train_music_model(table, backend=backend, progress=progress)
     training_report = result.job.report(out / "training_report.html")
-    print(f"[6/7] trained {result.job.name} ({time.perf_counter() - t:.1f} s): "
+    print(f"[6/8] trained {result.job.name} ({time.perf_counter() - t:.1f} s): "
           f"{result.summary()}")
     print(f"      training report -> {out / 'training_report.html'} ({training_report})")
 
+    t = time.perf_counter()
+    version = register_music_model(backend, result)
+    graph = trace_to_csvs(backend, version)
+    csvs = sorted(v.source_uri.rsplit("/", 1)[-1] for v in graph.of_type("DataSet")
+                  if v.source_uri and v.source_uri.endswith(".csv"))
+    lineage = HtmlReport(f"mlcycle music example: lineage of {GROUP} v{version.version}")
+    lineage.paragraph(f"Version {version.version} ({version.approval_status.value}, aliases "
+                      f"{', '.join(version.aliases)}), model {version.model_uri}.")
+    lineage.table(sorted(version.metrics.items()), header=["metric", "value"])
+    lineage.heading("Where it came from")
+    lineage.svg(graph.to_svg(title=f"{GROUP} v{version.version}, back to the CSVs"))
+    lineage.table([(v.kind.value, v.type, v.name, v.source_uri or "") for v in graph.vertices],
+                  header=["kind", "type", "name", "source"])
+    lineage.save(out / "lineage_report.html")
+    print(f"[7/8] registered {GROUP} v{version.version} ({time.perf_counter() - t:.1f} s): "
+          f"{version.approval_status.value}, aliases {list(version.aliases)}, "
+          f"validation-rmse {version.metrics['validation-rmse']:.4f}")
+    print(f"      lineage: {len(graph.vertices)} entities, {len(graph.edges)} edges, back to "
+          f"{' and '.join(csvs)} -> {out / 'lineage_report.html'}")
+
     from mlcycle.explain import add_report_section, explain
+    from mlcycle.registry import RegistryClient
 
     t = time.perf_counter()
     user_id = int(table["userId"].value_counts().idxmax())
-    booster = result.job.model()
+    booster = RegistryClient(backend).load_model(GROUP, "champion")
     prefs = store.get("user-5star").get_record(user_id)
     rated = table.loc[table["userId"] == user_id, "trackId"]
     top = playlist(booster, features=result.features, preferences=prefs, tracks=tracks,
@@ -159,7 +192,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     best = explanation.row(label=top.index[0])
     explanation.save_analysis(out / "analysis.json")
     recs = HtmlReport(f"mlcycle music example: a playlist for user {user_id}")
-    recs.paragraph(f"Model {result.job.name}: {result.summary()}.")
+    recs.paragraph(f"Model {GROUP} v{version.version} (champion; job {result.job.name}): "
+                   f"{result.summary()}.")
     recs.heading("Top 10 unrated tracks (predicted rating, clipped to 1..5)")
     recs.table([(i + 1, tid, float(r)) for i, (tid, r)
                 in enumerate(zip(top["trackId"], top["predicted_rating"], strict=True))],
@@ -167,7 +201,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_report_section(recs, explanation, label=top.index[0],
                        title=f"Why track {top.index[0]} comes first")
     recs.save(out / "playlist_report.html")
-    print(f"[7/7] playlist for user {user_id} ({time.perf_counter() - t:.1f} s):")
+    print(f"[8/8] playlist for user {user_id} ({time.perf_counter() - t:.1f} s):")
     for i, (tid, r) in enumerate(zip(top["trackId"], top["predicted_rating"], strict=True)):
         print(f"      {i + 1:>2}. {tid}  {r:.2f}")
     reasons = ", ".join(f"{name} {value:+.3f}" for name, value

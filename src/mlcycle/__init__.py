@@ -57,6 +57,8 @@ _LAZY = {
     "FeatureStore": "mlcycle.featurestore",
     "TrainingJob": "mlcycle.training",
     "TrainingJobSpec": "mlcycle.training",
+    "RegistryClient": "mlcycle.registry",
+    "LineageTracker": "mlcycle.lineage",
 }
 
 __all__ = [
@@ -73,9 +75,11 @@ __all__ = [
     "JobError",
     "JobFailedError",
     "JobTimeoutError",
+    "LineageTracker",
     "MissingDependencyError",
     "MlcycleError",
     "NotFoundError",
+    "RegistryClient",
     "Settings",
     "SpecValidationError",
     "TrainingJob",

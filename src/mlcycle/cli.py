@@ -1,7 +1,7 @@
 """The ``mlcycle`` command line (also ``python -m mlcycle``).
 
 Exit codes: 0 success, 1 unexpected error, 2 invalid input or configuration, 3 not found,
-4 a backend failure.
+4 a backend failure, 5 refused in the current state (for example by a promotion hook).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from mlcycle.errors import (
     BackendError,
     ConfigurationError,
+    InvalidStateError,
     MlcycleError,
     NotFoundError,
     SpecValidationError,
@@ -110,6 +111,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--save-fitted", metavar="FILE", help="save the fitted flow here")
     run.set_defaults(func=_cmd_flow_run)
+    from mlcycle.cli_registry import add_lineage_commands, add_registry_commands
+
+    add_registry_commands(sub)
+    add_lineage_commands(sub)
     return parser
 
 
@@ -138,6 +143,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BackendError as exc:
         print(f"mlcycle: backend failure: {exc}", file=sys.stderr)
         return 4
+    except InvalidStateError as exc:
+        print(f"mlcycle: refused: {exc}", file=sys.stderr)
+        return 5
     except MlcycleError as exc:
         print(f"mlcycle: {exc}", file=sys.stderr)
         return 1

@@ -15,9 +15,11 @@ from mlcycle.lineage.entities import (
     LineageEntity,
     LineageGraph,
 )
+from mlcycle.lineage.record import LINEAGE_KEY, attach_arn, carried_arn
 from mlcycle.lineage.tracker import LineageTracker
 
 __all__ = [
+    "LINEAGE_KEY",
     "Association",
     "AssociationType",
     "Direction",
@@ -27,6 +29,8 @@ __all__ = [
     "LineageGraph",
     "LineageTracker",
     "QueryFilter",
+    "attach_arn",
+    "carried_arn",
     "digest_bytes",
     "digest_file",
     "digest_frame",

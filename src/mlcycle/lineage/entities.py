@@ -52,9 +52,9 @@ class AssociationType(enum.StrEnum):
 class Direction(enum.StrEnum):
     """Which way a lineage query walks from its start entities."""
 
-    #: Against the edges: where the start came from (a model's data, back to the CSVs).
+    #: Against the edges, to where the start came from (a model's data, back to the CSVs).
     ASCENDANTS = "Ascendants"
-    #: Along the edges: what was made from the start (a data set's models and endpoints).
+    #: Along the edges, to what was made from the start (a data set's models, endpoints).
     DESCENDANTS = "Descendants"
     #: Both ways.
     BOTH = "Both"
@@ -107,7 +107,7 @@ class LineageEntity:
 
     @property
     def label(self) -> str:
-        """A short text for pictures: ``"<type>: <name>"``."""
+        """A short text for pictures, ``"<type>: <name>"``."""
         return f"{self.type}: {self.name}"
 
 

@@ -352,8 +352,8 @@ class LineageTracker:
 
         Parameters
         ----------
-        start : entity, ARN, or an iterable of them
-            Where to start.
+        start : mlcycle.lineage.LineageEntity or str or iterable
+            Where to start: an entity, an ARN, or several of them.
         direction : Direction or str
             ``"Ascendants"`` (where it came from; the default), ``"Descendants"`` (what was
             made from it) or ``"Both"``.

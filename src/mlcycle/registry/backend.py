@@ -57,9 +57,10 @@ class RegistryBackend(abc.ABC):
 
         Returns
         -------
-        tuple of (ModelVersion, bool)
-            The version, and True if this call created it; False if a version with the same
-            ``client_token`` existed, which is returned unchanged.
+        tuple
+            The :class:`~mlcycle.registry.ModelVersion`, and True if this call created it;
+            False if a version with the same ``client_token`` existed, which is returned
+            unchanged.
 
         Raises
         ------

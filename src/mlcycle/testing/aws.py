@@ -32,6 +32,8 @@ def mock_sagemaker_backend(
     """Yield a sagemaker backend whose clients talk to moto, with its bucket created.
 
     Fake credentials are set for the duration, so a stray real call could never authenticate.
+    The lineage calls moto lacks are answered by
+    ``mlcycle.testing.aws_lineage.SageMakerLineageFake``, installed on the backend's session.
 
     Parameters
     ----------
@@ -42,12 +44,19 @@ def mock_sagemaker_backend(
     ------
     mlcycle.backends.sagemaker.SageMakerBackend
     """
+    import boto3
     import moto
+
+    from mlcycle.testing.aws_lineage import SageMakerLineageFake
 
     with mock.patch.dict(os.environ, _FAKE_ENV), moto.mock_aws():
         for var in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
             os.environ.pop(var, None)
-        backend = SageMakerBackend(region, bucket=bucket, prefix=prefix, role=FAKE_ROLE)
+        session = boto3.session.Session(region_name=region)
+        SageMakerLineageFake().install(session)
+        backend = SageMakerBackend(
+            region, bucket=bucket, prefix=prefix, role=FAKE_ROLE, boto3_session=session
+        )
         s3 = backend.client("s3")
         if region == "us-east-1":
             s3.create_bucket(Bucket=bucket)

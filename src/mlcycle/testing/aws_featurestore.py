@@ -762,6 +762,7 @@ def mock_feature_store_backend(
     import boto3
 
     from mlcycle.testing.aws import FAKE_ROLE, mock_sagemaker_backend
+    from mlcycle.testing.aws_lineage import SageMakerLineageFake
 
     with (
         mock_sagemaker_backend(region=region, bucket=bucket, prefix=prefix),
@@ -770,6 +771,7 @@ def mock_feature_store_backend(
         session = boto3.session.Session(region_name=region)
         runtime = FeatureStoreFake(region=region)
         runtime.install(session)
+        SageMakerLineageFake().install(session)
         athena = None
         if athena_on_duckdb:
             athena = AthenaOnDuckDB(region=region, polls=athena_polls)

@@ -128,5 +128,19 @@ class SQLiteDatabase:
 
 
 def _statements(script: str) -> list[str]:
-    """Split a migration script into statements (migrations hold no ';' inside literals)."""
-    return [s.strip() for s in script.split(";") if s.strip()]
+    """Split a migration script into statements.
+
+    A ``;`` ends a statement only where SQLite says the statement is complete, so a trigger's
+    ``BEGIN ...; END`` body stays whole.
+    """
+    statements: list[str] = []
+    pending = ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \t\r\n;"):
+                statements.append(pending.strip().removesuffix(";").strip())
+            pending = ""
+    if pending.strip(" \t\r\n;"):
+        statements.append(pending.strip().removesuffix(";").strip())
+    return statements

@@ -58,7 +58,8 @@ class SageMakerBackend(Backend):
 
     scheme: ClassVar[str] = "sagemaker"
     capabilities: ClassVar[frozenset[Capability]] = frozenset(
-        {Capability.ARTIFACTS, Capability.FLOWS, Capability.FEATURE_STORE, Capability.TRAINING}
+        {Capability.ARTIFACTS, Capability.FLOWS, Capability.FEATURE_STORE, Capability.TRAINING,
+         Capability.LINEAGE, Capability.REGISTRY}
     )
 
     def __init__(
@@ -164,7 +165,7 @@ class SageMakerBackend(Backend):
 
     @property
     def registry(self) -> SageMakerRegistryBackend:
-        """SageMaker's model registry: model package groups and model packages.
+        """SageMaker's model registry, with model package groups and model packages.
 
         Created on first use; it creates no client until it is used.
         """

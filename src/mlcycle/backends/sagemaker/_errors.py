@@ -24,7 +24,15 @@ from mlcycle.errors import (
     TransientBackendError,
 )
 
-__all__ = ["translate", "translate_code", "translate_query_failure", "translated"]
+__all__ = [
+    "is_write_conflict",
+    "lineage_translated",
+    "translate",
+    "translate_code",
+    "translate_lineage",
+    "translate_query_failure",
+    "translated",
+]
 
 BACKEND = "sagemaker"
 
@@ -66,6 +74,12 @@ _TRANSIENT = {
     "SlowDown",
     "RequestTimeout",
 }
+# S3's answers to a conditional write (If-None-Match: *) that lost: the key exists (412), or
+# another conditional write to it is in flight (409). The registry's audit log retries them.
+_WRITE_CONFLICT = {"PreconditionFailed", "ConditionalRequestConflict"}
+# SageMaker lineage: UpdateArtifact/UpdateAction/UpdateContext answer ConflictException when
+# another writer changed the entity at the same moment; the update can be retried.
+_LINEAGE_CONFLICT = {"ConflictException"}
 _NOT_FOUND_TEXT = re.compile(r"(not found|does not exist|could not find|cannot find)", re.I)
 _EXISTS_TEXT = re.compile(r"(already exists|cannot create a duplicate)", re.I)
 _STATE_TEXT = re.compile(r"\b(status|state)\b", re.I)
@@ -199,6 +213,32 @@ def translate_query_failure(query_id: str, state: str, status: dict[str, object]
     return JobFailedError(f"Athena query {query_id} {state}: {reason}", job=query_id, reason=reason)
 
 
+def is_write_conflict(exc: BaseException) -> bool:
+    """Whether ``exc`` is S3 refusing a conditional write because another writer won.
+
+    The registry's audit log writes each event with ``If-None-Match: *`` under the next
+    sequence number; S3 answers ``PreconditionFailed`` (412) if that key exists already and
+    ``ConditionalRequestConflict`` (409) while another conditional write to it is in flight.
+    Both mean: take the next number and try again.
+
+    Parameters
+    ----------
+    exc : BaseException
+        Whatever a ``PutObject`` raised.
+
+    Returns
+    -------
+    bool
+    """
+    from botocore import exceptions as bce
+
+    if not isinstance(exc, bce.ClientError):
+        return False
+    code = str(exc.response.get("Error", {}).get("Code", ""))
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return code in _WRITE_CONFLICT or (not code and status in (409, 412))
+
+
 @contextlib.contextmanager
 def translated(*, kind: str = "resource", name: str = "") -> Iterator[None]:
     """Translate botocore exceptions raised inside the block.
@@ -214,3 +254,67 @@ def translated(*, kind: str = "resource", name: str = "") -> Iterator[None]:
         yield
     except (ClientError, BotoCoreError) as exc:
         raise translate(exc, kind=kind, name=name) from exc
+
+
+def translate_lineage(
+    exc: BaseException, *, kind: str = "lineage-entity", name: str = ""
+) -> MlcycleError:
+    """Return the mlcycle error for a botocore exception from a SageMaker lineage call.
+
+    As :func:`translate`, with two differences that hold for the lineage calls (artifacts,
+    actions, contexts, associations, ``QueryLineage``): a ``ConflictException`` means another
+    writer updated the entity at the same moment, a
+    :class:`~mlcycle.errors.TransientBackendError` to retry (not an
+    :class:`~mlcycle.errors.AlreadyExistsError`); and a ``ValidationException`` that says
+    neither "not found" nor "already exists" is a :class:`~mlcycle.errors.SpecValidationError`
+    even when its message names the ``status`` field (lineage entities have no state that
+    refuses a call: such a message is about the value sent).
+
+    Parameters
+    ----------
+    exc : BaseException
+        A ``botocore.exceptions.ClientError`` or another ``BotoCoreError``.
+    kind, name : str
+        The entity being worked on (``"lineage-entity"`` and its ARN, or ``"Action"`` and its
+        name when creating one).
+
+    Returns
+    -------
+    MlcycleError
+    """
+    from botocore import exceptions as bce
+
+    if isinstance(exc, bce.ClientError):
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code", ""))
+        message = str(error.get("Message", "")) or str(exc)
+        if code in _LINEAGE_CONFLICT:
+            return TransientBackendError(
+                f"{kind} {name!r} was changed by another writer: {message}",
+                backend=BACKEND,
+                code=code,
+            )
+        if (
+            code in _INVALID
+            and not _NOT_FOUND_TEXT.search(message)
+            and not _EXISTS_TEXT.search(message)
+        ):
+            return SpecValidationError(f"AWS rejected the lineage request: {message}")
+    return translate(exc, kind=kind, name=name)
+
+
+@contextlib.contextmanager
+def lineage_translated(*, kind: str = "lineage-entity", name: str = "") -> Iterator[None]:
+    """Translate botocore exceptions raised inside the block with :func:`translate_lineage`.
+
+    Parameters
+    ----------
+    kind, name : str
+        The entity being worked on.
+    """
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        yield
+    except (ClientError, BotoCoreError) as exc:
+        raise translate_lineage(exc, kind=kind, name=name) from exc
