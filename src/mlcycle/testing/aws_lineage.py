@@ -230,10 +230,10 @@ class LineageStore:
     ----------
     entities : dict of str to object
         The artifacts, actions and contexts by ARN.
-    edges : dict of (str, str) to object
+    edges : dict
         The associations by (source ARN, destination ARN).
-    lock : threading.RLock
-        Held while an operation runs.
+    lock : object
+        A re-entrant lock (``threading.RLock``), held while an operation runs.
     """
 
     def __init__(self, *, region: str, account_id: str) -> None:

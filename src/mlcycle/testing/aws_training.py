@@ -22,7 +22,7 @@ where SageMaker puts them, so tests see what mlcycle does with a real job's outp
 Either way the job's output lines go to CloudWatch Logs in ``/aws/sagemaker/TrainingJobs``,
 stream ``<job>/algo-1-<time>``. Jobs of more than :data:`MAX_SIMULATED_ROUNDS` rounds are left
 without outputs, as if still training. The simulation cannot change moto's job status, so a
-failed script leaves a ``Completed`` job without a model; :attr:`SimulatedContainer.runs` says
+failed script leaves a ``Completed`` job without a model; ``SimulatedContainer.runs`` says
 how each run ended.
 """
 
@@ -44,7 +44,7 @@ import attrs
 
 __all__ = ["MAX_SIMULATED_ROUNDS", "ScriptRun", "SimulatedContainer"]
 
-#: Jobs asking for more rounds are left "running": nothing is written for them (moto still
+#: The most rounds a simulated job trains; for longer jobs nothing is written (moto still
 #: says Completed), so long jobs in tests cost no time.
 MAX_SIMULATED_ROUNDS = 1_000
 _LOG_GROUP = "/aws/sagemaker/TrainingJobs"
