@@ -344,7 +344,8 @@ def record_training_end(backend: Backend, info: TrainingJobInfo, *,
         return None
     data = model if model is not None else backend.artifacts.get_bytes(info.model_key)
     entity = tracker.artifact(backend.artifacts.uri(info.model_key), type="Model",
-                              digest=digest_bytes(data), properties={"job": info.name})
+                              name=f"{info.name}-model", digest=digest_bytes(data),
+                              properties={"job": info.name})
     _link(tracker, action, entity, AssociationType.PRODUCED)
     return entity
 
