@@ -53,3 +53,14 @@ def test_exit_codes_for_bad_input_and_missing_files(flow_file, tmp_path, capsys)
 def test_backends_and_version(capsys):
     assert main(["backends"]) == 0
     assert {"local", "sagemaker"} <= set(capsys.readouterr().out.split())
+
+
+def test_flow_run_with_a_backend_records_lineage(flow_file, tmp_path, capsys):
+    target = tmp_path / "out.parquet"
+    workspace = f"local://{tmp_path / 'ws'}"
+    assert main(["flow", "run", str(flow_file), "--output", f"out={target}",
+                 "--backend", workspace]) == 0
+    capsys.readouterr()
+    assert main(["lineage", "show", target.absolute().as_uri(), "--backend", workspace]) == 0
+    out = capsys.readouterr().out
+    assert "FlowRun" in out and "in.csv" in out

@@ -80,7 +80,13 @@ def _cmd_flow_run(args: argparse.Namespace) -> int:
         if args.save_fitted:
             flow.save(args.save_fitted)
     progress = TerminalProgress()
-    with flow.run(sources, outputs=list(targets) or None, progress=progress) as run:
+    backend = None
+    if args.backend:
+        import mlcycle
+
+        backend = mlcycle.connect(args.backend)
+    with flow.run(sources, outputs=list(targets) or None, progress=progress,
+                  backend=backend) as run:
         for name, path in targets.items():
             run.write(name, path)
             print(f"{name}: {run.count(name)} rows x {len(run.columns(name))} columns -> {path}")
@@ -110,6 +116,8 @@ def _parser() -> argparse.ArgumentParser:
         "--output", action="append", metavar="NAME=PATH", help="write a table (.parquet/.csv)"
     )
     run.add_argument("--save-fitted", metavar="FILE", help="save the fitted flow here")
+    run.add_argument("--backend", metavar="URI", default=None,
+                     help="record the run's lineage in this backend (default: none)")
     run.set_defaults(func=_cmd_flow_run)
     from mlcycle.cli_registry import add_lineage_commands, add_registry_commands
 
