@@ -90,8 +90,9 @@ def test_feature_store_ingest_and_training_set_lineage(
     kinds = {(v.kind, v.type) for v in graph.vertices}
     assert (EntityKind.CONTEXT, "FeatureGroup") in kinds
     assert (EntityKind.ACTION, "Ingest") in kinds
-    context = tracker.find("Context", "feature-group/users")
-    assert context is not None and context in graph.vertices
+    (context,) = graph.of_type("FeatureGroup")
+    assert context.properties["group"] == "users"
+    assert context.source_uri == group.describe().uri
     # the ingested frame is the input of the ingest, which produced the group
     ingest = graph.of_type("Ingest")[0]
     assert [a.destination_arn for a in tracker.associations(source=ingest)] == [context.arn]
@@ -150,3 +151,15 @@ def test_graph_pictures(backend: mlcycle.Backend, csv: Path, tmp_path: Path) -> 
     assert "users.csv" in svg and "Produced" in svg
     dot = graph.to_dot()
     assert dot.startswith("digraph lineage") and dot.count("->") == len(graph.edges)
+
+
+def test_a_group_created_again_is_another_context(backend: mlcycle.Backend) -> None:
+    store = FeatureStore(backend)
+    spec = FeatureGroupSpec(name="g", record_identifier="k", event_time="t",
+                            features=[("k", "Integral"), ("t", "Fractional")])
+    store.create(spec)
+    store.delete("g")
+    store.create(spec)
+    contexts = list(LineageTracker(backend).list("Context", type="FeatureGroup"))
+    assert len(contexts) == 2
+    assert {c.properties["group"] for c in contexts} == {"g"}

@@ -835,9 +835,13 @@ class TrainingSet:
         if self._spec.base is not None:
             groups.insert(0, self._spec.base)
         as_of = self._spec.as_of
+        store = self._store
+        if not store.backend.supports(Capability.LINEAGE):
+            return None
+        infos = [store._store.describe_group(name) for name in dict.fromkeys(groups)]
         return record_training_set(
-            self._store.backend, dict.fromkeys(groups), base=self._base, table=table,
-            path=path, properties={"as_of": as_of.isoformat()} if as_of else None)
+            store.backend, infos, base=self._base, table=table, path=path,
+            properties={"as_of": as_of.isoformat()} if as_of else None)
 
     def to_arrow(self) -> pa.Table:
         """Build the training set as a pyarrow Table.

@@ -243,8 +243,12 @@ class FlowRecorder:
 
 
 # -- feature store ------------------------------------------------------------------------------
-def _group_context(tracker: LineageTracker, name: str, uri: str | None = None) -> LineageEntity:
-    return tracker.context(f"feature-group/{name}", type="FeatureGroup", source_uri=uri)
+def _group_context(tracker: LineageTracker, info: FeatureGroupInfo) -> LineageEntity:
+    # a group deleted and created again under its name is another group: the context is named
+    # by the group's name and its identity (URI and creation time)
+    identity = digest_bytes(f"{info.uri}\n{info.created_at.isoformat()}".encode())
+    return tracker.context(f"feature-group/{info.name}/{identity[7:19]}", type="FeatureGroup",
+                           source_uri=info.uri, properties={"group": info.name})
 
 
 @_quietly
@@ -253,7 +257,7 @@ def record_feature_group(backend: Backend, info: FeatureGroupInfo) -> LineageEnt
     tracker = tracker_for(backend)
     if tracker is None:
         return None
-    return _group_context(tracker, info.name, info.uri)
+    return _group_context(tracker, info)
 
 
 @_quietly
@@ -263,7 +267,7 @@ def record_ingest(backend: Backend, info: FeatureGroupInfo, data: Any, *,
     tracker = tracker_for(backend)
     if tracker is None:
         return None
-    group = _group_context(tracker, info.name, info.uri)
+    group = _group_context(tracker, info)
     action = tracker.action(f"ingest/{info.name}-{_run_id()}", type="Ingest",
                             status="Completed", properties={"rows": rows, "group": info.name})
     if hasattr(data, "to_arrow") and hasattr(data, "flow"):  # a FlowRun: its table was recorded
@@ -276,7 +280,8 @@ def record_ingest(backend: Backend, info: FeatureGroupInfo, data: Any, *,
 
 
 @_quietly
-def record_training_set(backend: Backend, groups: Iterable[str], *, base: Any = None,
+def record_training_set(backend: Backend, groups: Iterable[FeatureGroupInfo], *,
+                        base: Any = None,
                         table: Any = None, path: str | os.PathLike[str] | None = None,
                         properties: Mapping[str, object] | None = None) -> str | None:
     """Record a training set built from feature groups (and a base table); return its ARN."""
@@ -287,8 +292,8 @@ def record_training_set(backend: Backend, groups: Iterable[str], *, base: Any = 
         entity = _file_entity(tracker, path)
     else:
         entity = _table_entity(tracker, table, name="training-set", properties=properties)
-    for name in groups:
-        _link(tracker, _group_context(tracker, name), entity, AssociationType.CONTRIBUTED_TO)
+    for info in groups:
+        _link(tracker, _group_context(tracker, info), entity, AssociationType.CONTRIBUTED_TO)
     if base is not None:
         base_entity = _data_entity(tracker, base, name="training-set-base")
         if base_entity is not None and base_entity.arn != entity.arn:
