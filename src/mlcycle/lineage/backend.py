@@ -13,6 +13,8 @@ import abc
 import datetime as dt
 from collections.abc import Callable, Iterable, Iterator, Mapping
 
+import attrs
+
 from mlcycle.lineage.entities import (
     Association,
     AssociationType,
@@ -25,6 +27,7 @@ from mlcycle.lineage.entities import (
 __all__ = ["LineageBackend", "QueryFilter", "assemble_graph", "breadth_first"]
 
 
+@attrs.frozen(kw_only=True)
 class QueryFilter:
     """Which vertices a query returns (the walk itself passes through every entity).
 
@@ -38,26 +41,12 @@ class QueryFilter:
         Only entities recorded in this time range (inclusive, timezone-aware).
     """
 
-    __slots__ = ("created_after", "created_before", "kinds", "types")
-
-    def __init__(
-        self,
-        *,
-        kinds: Iterable[EntityKind | str] | None = None,
-        types: Iterable[str] | None = None,
-        created_after: dt.datetime | None = None,
-        created_before: dt.datetime | None = None,
-    ) -> None:
-        self.kinds = frozenset(EntityKind(k) for k in kinds) if kinds is not None else None
-        self.types = frozenset(types) if types is not None else None
-        self.created_after = created_after
-        self.created_before = created_before
-
-    @property
-    def is_empty(self) -> bool:
-        """True if the filter lets every entity through."""
-        return (self.kinds is None and self.types is None and self.created_after is None
-                and self.created_before is None)
+    kinds: frozenset[EntityKind] | None = attrs.field(
+        default=None, converter=lambda v: None if v is None else frozenset(map(EntityKind, v)))
+    types: frozenset[str] | None = attrs.field(
+        default=None, converter=lambda v: None if v is None else frozenset(v))
+    created_after: dt.datetime | None = None
+    created_before: dt.datetime | None = None
 
     def __call__(self, entity: LineageEntity) -> bool:
         """Return whether ``entity`` passes."""
@@ -65,10 +54,6 @@ class QueryFilter:
                 and (self.types is None or entity.type in self.types)
                 and (self.created_after is None or entity.created_at >= self.created_after)
                 and (self.created_before is None or entity.created_at <= self.created_before))
-
-    def __repr__(self) -> str:
-        return (f"QueryFilter(kinds={self.kinds}, types={self.types}, "
-                f"created_after={self.created_after}, created_before={self.created_before})")
 
 
 class LineageBackend(abc.ABC):

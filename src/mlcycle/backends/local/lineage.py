@@ -15,6 +15,7 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING
 
 from mlcycle.backends.local._errors import translated
+from mlcycle.backends.local.sqlite import from_micros, now_micros, to_micros
 from mlcycle.errors import AlreadyExistsError, NotFoundError
 from mlcycle.lineage.backend import LineageBackend, QueryFilter, assemble_graph, breadth_first
 from mlcycle.lineage.entities import (
@@ -68,33 +69,16 @@ MIGRATIONS = (
 _COLUMNS = "arn, kind, name, type, source_uri, digest, status, properties, created_at"
 
 
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-_US = dt.timedelta(microseconds=1)
-
-
-def _when(micros: int) -> dt.datetime:
-    return _EPOCH + micros * _US
-
-
-def _micros(moment: dt.datetime) -> int:
-    """Microseconds since the epoch, exactly (times are stored so, to compare exactly)."""
-    return (moment - _EPOCH) // _US
-
-
-def _now() -> int:
-    return _micros(dt.datetime.now(dt.UTC))
-
-
 def _entity(row: sqlite3.Row) -> LineageEntity:
     return LineageEntity(
         arn=row["arn"], kind=row["kind"], name=row["name"], type=row["type"],
         source_uri=row["source_uri"], digest=row["digest"] or None, status=row["status"],
-        properties=json.loads(row["properties"]), created_at=_when(row["created_at"]))
+        properties=json.loads(row["properties"]), created_at=from_micros(row["created_at"]))
 
 
 def _association(row: sqlite3.Row) -> Association:
     return Association(source_arn=row["source_arn"], destination_arn=row["destination_arn"],
-                       type=row["type"], created_at=_when(row["created_at"]))
+                       type=row["type"], created_at=from_micros(row["created_at"]))
 
 
 class LocalLineageBackend(LineageBackend):
@@ -127,7 +111,7 @@ class LocalLineageBackend(LineageBackend):
         """Insert the entity; a unique index refuses a duplicate."""
         kind = EntityKind(kind)
         arn = f"local:{kind.value.lower()}/{uuid.uuid4().hex}"
-        now = _now()
+        now = now_micros()
         label = (source_uri or name) if kind is EntityKind.ARTIFACT else name
         try:
             with self._db.transaction() as conn:
@@ -187,7 +171,7 @@ class LocalLineageBackend(LineageBackend):
             conn.execute(
                 "UPDATE lineage_entities SET status = COALESCE(?, status), properties = ?, "
                 "modified_at = ? WHERE arn = ?",
-                (status, json.dumps(merged, sort_keys=True), _now(), arn))
+                (status, json.dumps(merged, sort_keys=True), now_micros(), arn))
         return self.describe_entity(arn)
 
     def list_entities(
@@ -203,8 +187,8 @@ class LocalLineageBackend(LineageBackend):
         where, params = ["1 = 1"], []
         for clause, value in (("kind = ?", EntityKind(kind).value if kind else None),
                               ("type = ?", type), ("source_uri = ?", source_uri),
-                              ("created_at >= ?", created_after and _micros(created_after)),
-                              ("created_at <= ?", created_before and _micros(created_before))):
+                              ("created_at >= ?", created_after and to_micros(created_after)),
+                              ("created_at <= ?", created_before and to_micros(created_before))):
             if value is not None:
                 where.append(clause)
                 params.append(value)
@@ -233,7 +217,7 @@ class LocalLineageBackend(LineageBackend):
                 (source_arn, destination_arn)).fetchone()
             if row is None:
                 conn.execute("INSERT INTO lineage_associations VALUES (?, ?, ?, ?)",
-                             (source_arn, destination_arn, type.value, _now()))
+                             (source_arn, destination_arn, type.value, now_micros()))
                 row = conn.execute(
                     "SELECT source_arn, destination_arn, type, created_at "
                     "FROM lineage_associations WHERE source_arn = ? AND destination_arn = ?",

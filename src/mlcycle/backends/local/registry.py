@@ -15,13 +15,12 @@ Times are stored as integer microseconds since the epoch (UTC), so they compare 
 
 from __future__ import annotations
 
-import datetime as dt
 import json
-import time
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING
 
 from mlcycle.backends.local._errors import translated
+from mlcycle.backends.local.sqlite import from_micros, now_micros
 from mlcycle.errors import AlreadyExistsError, NotFoundError
 from mlcycle.registry.backend import RegistryBackend
 from mlcycle.registry.entities import (
@@ -111,8 +110,6 @@ MIGRATIONS = (
 _GROUP = "model-package-group"
 _VERSION = "model-version"
 _ALIAS = "model-alias"
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-_US = dt.timedelta(microseconds=1)
 #: Versions read per query while listing.
 PAGE = 500
 #: Separates alias names in one column (alias names never hold it).
@@ -125,14 +122,6 @@ _VERSION_COLUMNS = """
     (SELECT group_concat(a.alias, ',') FROM registry_aliases a
       WHERE a.group_name = v.group_name AND a.version = v.version) AS aliases
 """
-
-
-def _now() -> int:
-    return time.time_ns() // 1000
-
-
-def _when(micros: int) -> dt.datetime:
-    return _EPOCH + micros * _US
 
 
 def group_arn(name: str) -> str:
@@ -148,7 +137,7 @@ def version_arn(group: str, version: int) -> str:
 def _group(row: sqlite3.Row) -> ModelPackageGroupInfo:
     return ModelPackageGroupInfo(name=row["name"], arn=group_arn(row["name"]),
                                  description=row["description"], tags=json.loads(row["tags"]),
-                                 created_at=_when(row["created_at"]))
+                                 created_at=from_micros(row["created_at"]))
 
 
 def _version(row: sqlite3.Row) -> ModelVersion:
@@ -165,10 +154,10 @@ def _version(row: sqlite3.Row) -> ModelVersion:
         description=row["description"],
         source=row["source"],
         approval_status=row["approval_status"],
-        status_changed_at=_when(row["status_changed_at"]),
+        status_changed_at=from_micros(row["status_changed_at"]),
         status_changed_by=row["status_changed_by"],
         status_reason=row["status_reason"],
-        created_at=_when(row["created_at"]),
+        created_at=from_micros(row["created_at"]),
         created_by=row["created_by"],
         aliases=row["aliases"].split(_SEP) if row["aliases"] else (),
         lineage_arn=row["lineage_arn"],
@@ -176,7 +165,7 @@ def _version(row: sqlite3.Row) -> ModelVersion:
 
 
 def _event(row: sqlite3.Row) -> AuditEvent:
-    return AuditEvent(group=row["group_name"], sequence=row["sequence"], at=_when(row["at"]),
+    return AuditEvent(group=row["group_name"], sequence=row["sequence"], at=from_micros(row["at"]),
                       actor=row["actor"], event=row["event"], version=row["version"],
                       old=row["old"], new=row["new"], alias=row["alias"], reason=row["reason"])
 
@@ -246,7 +235,7 @@ class LocalRegistryBackend(RegistryBackend):
             with self._db.transaction() as conn:
                 conn.execute("INSERT INTO registry_groups (name, description, tags, created_at) "
                              "VALUES (?, ?, ?, ?)",
-                             (name, description, _json(tags or {}), _now()))
+                             (name, description, _json(tags or {}), now_micros()))
         except AlreadyExistsError:
             raise AlreadyExistsError(f"a model package group {name!r} exists already",
                                      kind=_GROUP, name=name) from None
@@ -286,7 +275,7 @@ class LocalRegistryBackend(RegistryBackend):
                 return _version(self._select_version(conn, group, found[0])), False
             number = conn.execute("SELECT coalesce(max(version), 0) + 1 FROM registry_versions "
                                   "WHERE group_name = ?", (group,)).fetchone()[0]
-            now = _now()
+            now = now_micros()
             conn.execute(
                 "INSERT INTO registry_versions (group_name, version, client_token, model_uri, "
                 "model_key, model_digest, inference, metrics, tags, description, source, "
@@ -350,7 +339,7 @@ class LocalRegistryBackend(RegistryBackend):
             row = self._select_version(conn, group, version)
             if row["approval_status"] == status.value:
                 return _version(row)
-            now = _now()
+            now = now_micros()
             conn.execute("UPDATE registry_versions SET approval_status = ?, "
                          "status_changed_at = ?, status_changed_by = ?, status_reason = ? "
                          "WHERE group_name = ? AND version = ?",
@@ -373,7 +362,7 @@ class LocalRegistryBackend(RegistryBackend):
             row = conn.execute("SELECT version FROM registry_aliases "
                                "WHERE group_name = ? AND alias = ?", (group, alias)).fetchone()
             old = None if row is None else row[0]
-            now = _now()
+            now = now_micros()
             if version is None:
                 if old is None:
                     raise NotFoundError(f"model package group {group!r} has no alias {alias!r}",

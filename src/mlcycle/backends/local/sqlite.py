@@ -8,6 +8,7 @@ processes can write at once without "database is locked" errors.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import os
 import sqlite3
 import threading
@@ -17,7 +18,28 @@ from pathlib import Path
 from mlcycle.backends.local._errors import translated
 from mlcycle.errors import ConfigurationError
 
-__all__ = ["SQLiteDatabase"]
+__all__ = ["SQLiteDatabase", "from_micros", "now_micros", "to_micros"]
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_US = dt.timedelta(microseconds=1)
+
+
+def to_micros(moment: dt.datetime) -> int:
+    """Return a timezone-aware time as integer microseconds since the epoch, exactly.
+
+    Records keep times so, so that a time read back compares equal to the one stored.
+    """
+    return (moment - _EPOCH) // _US
+
+
+def from_micros(micros: int) -> dt.datetime:
+    """Return the UTC time of :func:`to_micros`'s microseconds."""
+    return _EPOCH + micros * _US
+
+
+def now_micros() -> int:
+    """Return the current time as microseconds since the epoch."""
+    return to_micros(dt.datetime.now(dt.UTC))
 
 
 class SQLiteDatabase:
