@@ -163,3 +163,25 @@ def test_a_group_created_again_is_another_context(backend: mlcycle.Backend) -> N
     contexts = list(LineageTracker(backend).list("Context", type="FeatureGroup"))
     assert len(contexts) == 2
     assert {c.properties["group"] for c in contexts} == {"g"}
+
+
+def test_ingesting_a_flow_run_links_its_output_to_the_ingest(
+    backend: mlcycle.Backend, csv: Path
+) -> None:
+    flow = Flow(name="users", sources=[Source(name="users", format="csv")],
+                steps=[Formula(name="with_double", input="users", output="double",
+                               expression="score * 2")],
+                outputs=["with_double"])
+    store = FeatureStore(backend)
+    group = store.create(FeatureGroupSpec(
+        name="users", record_identifier="userId", event_time="ts",
+        features=[("userId", "Integral"), ("score", "Fractional"), ("ts", "Fractional"),
+                  ("double", "Fractional")]))
+    with flow.run({"users": str(csv)}, backend=backend) as run:
+        group.ingest(run)
+    tracker = LineageTracker(backend)
+    (ingest,) = tracker.list("Action", type="Ingest")
+    graph = tracker.query(ingest, max_depth=3)
+    assert [v.type for v in graph.vertices[:3]] == ["Ingest", "DataSet", "FlowRun"]
+    assert graph.vertices[1].name == "users.with_double"
+    assert csv.absolute().as_uri() in {v.source_uri for v in graph.vertices}

@@ -43,6 +43,7 @@ __all__ = [
     "CHUNK_ROWS",
     "MAX_EPOCH",
     "event_epochs",
+    "flow_output",
     "format_iso",
     "normalize_record_id",
     "normalize_table",
@@ -160,10 +161,15 @@ def normalize_record_id(spec: FeatureGroupSpec, value: object) -> int | str:
 
 
 # -- sources -------------------------------------------------------------------------------
-def _source(data: Any, *, output: str | None) -> tuple[pa.Schema, Iterator[pa.Table], int]:
-    """Return the input's schema, an iterator over chunks of it, and its number of rows."""
-    import pyarrow as pa
+def flow_output(data: Any, *, output: str | None) -> Any:
+    """Return the table a flow run gives for ``output``; any other input unchanged.
 
+    Raises
+    ------
+    SpecValidationError
+        If ``output`` is missing for a flow with several outputs, names no output, or is given
+        for an input that is not a flow run (``field="output"``).
+    """
     from mlcycle.flow.engine import FlowRun
 
     if isinstance(data, FlowRun):
@@ -179,9 +185,17 @@ def _source(data: Any, *, output: str | None) -> tuple[pa.Schema, Iterator[pa.Ta
             raise SpecValidationError(
                 f"flow {data.flow.name!r} has no output {output!r}", field="output"
             )
-        data = data.to_arrow(output)
-    elif output is not None:
+        return data.to_arrow(output)
+    if output is not None:
         raise SpecValidationError("output= is for a flow run only", field="output")
+    return data
+
+
+def _source(data: Any, *, output: str | None) -> tuple[pa.Schema, Iterator[pa.Table], int]:
+    """Return the input's schema, an iterator over chunks of it, and its number of rows."""
+    import pyarrow as pa
+
+    data = flow_output(data, output=output)
     if isinstance(data, str | os.PathLike):
         return _parquet_source(Path(data))
     if isinstance(data, pa.RecordBatch):

@@ -59,6 +59,7 @@ from mlcycle.errors import (
 from mlcycle.featurestore.backend import FeatureGroupInfo, FeatureStoreBackend, IngestResult
 from mlcycle.featurestore.ingest import (
     event_epochs,
+    flow_output,
     normalize_record_id,
     prepare_batch,
     to_epoch,
@@ -486,8 +487,8 @@ class FeatureGroup:
         """
         started = time.perf_counter()
         spec = self.spec
-        batch = prepare_batch(spec, data, write_time=self._store.now(), output=output,
-                              progress=progress)
+        data = flow_output(data, output=output)  # the table, carrying its lineage
+        batch = prepare_batch(spec, data, write_time=self._store.now(), progress=progress)
         result = self._store._store.write_batch(spec, batch, progress=progress)
         seconds = time.perf_counter() - started
         logger.info("ingested %d rows into %r in %.2f s (%d online records changed)",

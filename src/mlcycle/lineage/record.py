@@ -270,9 +270,7 @@ def record_ingest(backend: Backend, info: FeatureGroupInfo, data: Any, *,
     group = _group_context(tracker, info)
     action = tracker.action(f"ingest/{info.name}-{_run_id()}", type="Ingest",
                             status="Completed", properties={"rows": rows, "group": info.name})
-    if hasattr(data, "to_arrow") and hasattr(data, "flow"):  # a FlowRun: its table was recorded
-        data = None
-    entity = _data_entity(tracker, data, name=f"{info.name}-input") if data is not None else None
+    entity = _data_entity(tracker, data, name=f"{info.name}-input")
     if entity is not None:
         _link(tracker, entity, action, AssociationType.CONTRIBUTED_TO)
     _link(tracker, action, group, AssociationType.PRODUCED)
