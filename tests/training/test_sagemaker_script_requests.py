@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from botocore.stub import Stubber
+from sagemaker_job_stubs import IMAGE, T0, stub_describe
 
 from mlcycle.errors import JobFailedError, UnsupportedOperationError
 from mlcycle.testing.contract.training import FEATURES, regression_frame
@@ -34,8 +35,6 @@ from mlcycle.training import (
 pytestmark = pytest.mark.aws
 
 ROLE = "arn:aws:iam::123456789012:role/mlcycle-test"
-IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1"
-T0 = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
 BUCKET = "mlcycle-test"
 RULES = (Rule(kind="LossNotDecreasing", parameters={"num_steps": "3"},
               actions=("stop_training",)),
@@ -64,27 +63,8 @@ def _spec(**changes: Any) -> TrainingJobSpec:
     return TrainingJobSpec(**values)
 
 
-def _described(name: str, status: str = "InProgress", secondary: str = "Training",
-               **more: Any) -> dict[str, Any]:
-    return {
-        "TrainingJobName": name,
-        "TrainingJobArn": f"arn:aws:sagemaker:us-east-1:123456789012:training-job/{name}",
-        "ModelArtifacts": {"S3ModelArtifacts": f"s3://{BUCKET}/test/artifacts/training/"
-                                               f"{name}/{name}/output/model.tar.gz"},
-        "TrainingJobStatus": status,
-        "SecondaryStatus": secondary,
-        "AlgorithmSpecification": {"TrainingImage": IMAGE, "TrainingInputMode": "File"},
-        "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1,
-                           "VolumeSizeInGB": 10},
-        "StoppingCondition": {"MaxRuntimeInSeconds": 900},
-        "CreationTime": T0,
-        **more,
-    }
-
-
 def _describe(stub: Stubber, name: str, **kwargs: Any) -> None:
-    stub.add_response("describe_training_job", _described(name, **kwargs),
-                      {"TrainingJobName": name})
+    stub_describe(stub, name, instance_count=1, **kwargs)
 
 
 def _channel(name: str, channel: str, content_type: str) -> dict[str, Any]:

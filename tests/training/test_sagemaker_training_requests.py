@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from botocore.stub import Stubber
+from sagemaker_job_stubs import IMAGE, T0, stub_describe
 
 from mlcycle.errors import JobFailedError, NotFoundError
 from mlcycle.testing.contract.training import regression_frame
@@ -26,8 +27,6 @@ from mlcycle.training import (
 pytestmark = pytest.mark.aws
 
 ROLE = "arn:aws:iam::123456789012:role/mlcycle-test"
-IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1"
-T0 = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
 
 
 @pytest.fixture
@@ -50,33 +49,14 @@ def _spec(**changes: Any) -> TrainingJobSpec:
     return TrainingJobSpec(**values)
 
 
-def _described(name: str, status: str = "InProgress", secondary: str = "Training",
-               **more: Any) -> dict[str, Any]:
-    return {
-        "TrainingJobName": name,
-        "TrainingJobArn": f"arn:aws:sagemaker:us-east-1:123456789012:training-job/{name}",
-        "ModelArtifacts": {"S3ModelArtifacts": f"s3://mlcycle-test/test/artifacts/training/"
-                                               f"{name}/{name}/output/model.tar.gz"},
-        "TrainingJobStatus": status,
-        "SecondaryStatus": secondary,
-        "AlgorithmSpecification": {"TrainingImage": IMAGE, "TrainingInputMode": "File"},
-        "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 2,
-                           "VolumeSizeInGB": 10},
-        "StoppingCondition": {"MaxRuntimeInSeconds": 900},
-        "CreationTime": T0,
-        **more,
-    }
+def _describe(stub: Stubber, name: str, **kwargs: Any) -> None:
+    stub_describe(stub, name, instance_count=2, **kwargs)
 
 
 def _missing(stub: Stubber, name: str, code: str = "ResourceNotFound") -> None:
     stub.add_client_error("describe_training_job", service_error_code=code,
                           service_message=f"Could not find training job {name}",
                           http_status_code=400, expected_params={"TrainingJobName": name})
-
-
-def _describe(stub: Stubber, name: str, **kwargs: Any) -> None:
-    stub.add_response("describe_training_job", _described(name, **kwargs),
-                      {"TrainingJobName": name})
 
 
 def _channel(name: str, channel: str) -> dict[str, Any]:
