@@ -30,6 +30,7 @@ from mlcycle.errors import (
     MissingDependencyError,
     MlcycleError,
     NotFoundError,
+    PromotionRefusedError,
     SpecValidationError,
     TransientBackendError,
     UnknownBackendError,
@@ -41,6 +42,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from mlcycle.backends.base import Backend, Capability
     from mlcycle.featurestore import FeatureGroupSpec, FeatureStore
     from mlcycle.flow import Flow
+    from mlcycle.lineage import LineageTracker
+    from mlcycle.registry import RegistryClient
     from mlcycle.settings import Settings
     from mlcycle.training import TrainingJob, TrainingJobSpec
 
@@ -79,6 +82,7 @@ __all__ = [
     "MissingDependencyError",
     "MlcycleError",
     "NotFoundError",
+    "PromotionRefusedError",
     "RegistryClient",
     "Settings",
     "SpecValidationError",
